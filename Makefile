@@ -1,0 +1,24 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set everything up first.
+VENV := .venv
+BIN := $(VENV)/bin
+.PHONY: setup demo test lint test-heavy clean
+
+setup:
+	@bash scripts/setup_env.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+# Slow cases (bigger inputs, multi-process runs) that CI skips.
+test-heavy: setup
+	$(BIN)/python -m pytest -q -m heavy
+
+clean:
+	rm -rf runs/demo build *.egg-info

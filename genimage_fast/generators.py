@@ -1,0 +1,55 @@
+"""The eight GenImage generators: ids in the paper's column order, folder names, native sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genimage_fast.errors import GenImageError
+from genimage_fast.registry import close_matches
+
+
+@dataclass(frozen=True)
+class Generator:
+    id: int
+    name: str  # our short name, used as JSON keys everywhere
+    folder: str  # the official release's subset folder
+    parents: tuple[str, ...]  # parent folder names seen in the release
+    size: int  # native fake size (square)
+    title: str  # the paper's column header
+    token: str  # the generator token inside fake file names
+
+
+GENERATORS: tuple[Generator, ...] = (
+    Generator(0, "midjourney", "imagenet_midjourney", ("Midjourney",), 1024, "Midjourney", "midjourney"),
+    Generator(1, "sdv14", "imagenet_ai_0419_sdv4", ("stable_diffusion_v_1_4",), 512, "SD V1.4", "sdv4"),
+    Generator(2, "sdv15", "imagenet_ai_0424_sdv5", ("stable_diffusion_v_1_5",), 512, "SD V1.5", "sdv5"),
+    Generator(3, "adm", "imagenet_ai_0508_adm", ("ADM",), 256, "ADM", "adm"),
+    Generator(4, "glide", "imagenet_glide", ("glide", "GLIDE"), 256, "GLIDE", "glide"),
+    Generator(5, "wukong", "imagenet_ai_0424_wukong", ("wukong", "Wukong"), 512, "Wukong", "wukong"),
+    Generator(6, "vqdm", "imagenet_ai_0419_vqdm", ("VQDM",), 256, "VQDM", "vqdm"),
+    Generator(7, "biggan", "imagenet_ai_0419_biggan", ("BigGAN",), 128, "BigGAN", "biggan"),
+)
+UNKNOWN_GENERATOR = -1
+GENERATOR_NAMES: tuple[str, ...] = tuple(g.name for g in GENERATORS)
+BY_NAME = {g.name: g for g in GENERATORS}
+BY_FOLDER = {g.folder: g for g in GENERATORS}
+
+
+def generator_name(gid: int) -> str:
+    """The short name for an id; 'unknown' for -1."""
+    return GENERATORS[gid].name if 0 <= gid < len(GENERATORS) else "unknown"
+
+
+def parse_generators(text: str | None) -> list[int] | None:
+    """'sdv14,adm' -> [1, 3]; None or '' -> None (all). Unknown names are a GenImageError."""
+    if not text:
+        return None
+    ids = []
+    for name in (part.strip() for part in text.split(",")):
+        if name not in BY_NAME:
+            raise GenImageError(
+                f"unknown generator {name!r}{close_matches(name, list(GENERATOR_NAMES))}; "
+                f"choose from: {', '.join(GENERATOR_NAMES)}"
+            )
+        ids.append(BY_NAME[name].id)
+    return ids
