@@ -1,0 +1,148 @@
+"""Engine building blocks: LR schedule, optimizers, checkpoints + RNG, precision, signals, distributed."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genimage_fast.config import OptimConfig, ScheduleConfig
+from genimage_fast.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap_model
+from genimage_fast.engine.distributed import setup_distributed
+from genimage_fast.engine.optim import LRSchedule, build_optimizer, param_groups
+from genimage_fast.engine.precision import build_precision
+from genimage_fast.engine.signals import StopOnSignal
+from genimage_fast.errors import GenImageError
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+
+
+def _lrs(cfg: ScheduleConfig, lr: float, spe: int, epochs: int, steps: int) -> list[float]:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = LRSchedule(opt, cfg, steps_per_epoch=spe, epochs=epochs)
+    out = []
+    for _ in range(steps):
+        out.append(sched.get_last_lr()[0])
+        sched.step()
+    return out
+
+
+def test_cosine_with_warmup_matches_closed_form() -> None:
+    cfg = ScheduleConfig(name="cosine", warmup_epochs=1, warmup_lr=0.01, min_lr=0.001)
+    lrs = _lrs(cfg, lr=0.1, spe=4, epochs=5, steps=20)
+    warm = [0.01 + (0.1 - 0.01) * s / 4 for s in range(4)]
+    cos = [0.001 + 0.5 * (0.1 - 0.001) * (1 + math.cos(math.pi * t / 16)) for t in range(16)]
+    assert np.allclose(lrs, warm + cos)
+
+
+def test_step_and_constant_schedules() -> None:
+    lrs = _lrs(ScheduleConfig(name="step", decay_epochs=2, decay_rate=0.5), lr=1.0, spe=3, epochs=6, steps=14)
+    assert lrs == [1.0] * 6 + [0.5] * 6 + [0.25] * 2
+    assert _lrs(ScheduleConfig(name="constant"), lr=0.3, spe=2, epochs=2, steps=4) == [0.3] * 4
+
+
+def test_schedule_state_restores_lr() -> None:
+    cfg = ScheduleConfig(name="cosine")
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = LRSchedule(opt, cfg, steps_per_epoch=10, epochs=1)
+    for _ in range(7):
+        sched.step()
+    opt2 = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched2 = LRSchedule(opt2, cfg, steps_per_epoch=10, epochs=1)
+    sched2.load_state_dict(sched.state_dict())
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] < 0.1
+
+
+def test_optimizers_by_name_and_no_decay_on_1d() -> None:
+    model = _model()
+    model(torch.zeros(1, 3, 6, 6))
+    groups = param_groups(model, 0.1)
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and groups[1]["weight_decay"] == 0.0
+    for name, cls in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)):
+        assert type(build_optimizer(model, OptimConfig(name=name), torch.device("cpu"))) is cls
+    with pytest.raises(GenImageError, match="did you mean: adam"):
+        build_optimizer(model, OptimConfig(name="adan"), torch.device("cpu"))
+
+
+def test_checkpoint_roundtrip_weights_only_and_rng(tmp_path) -> None:
+    model = _model()
+    model(torch.zeros(1, 3, 6, 6))
+    opt = build_optimizer(model, OptimConfig(name="adamw"), torch.device("cpu"))
+    model(torch.randn(2, 3, 6, 6)).sum().backward()
+    opt.step()
+    gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(1), np.random.seed(2), random.seed(3), random.gauss(0, 1)
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "rng": capture_rng({"aug": gen}),
+             "config": {"model": {"name": "x"}}, "epoch": 1, "step": 2, "loader": {"epoch": 1, "batch": 3}}
+    path = save_checkpoint(tmp_path / "c" / "last.pt", state)
+    expected = (torch.rand(3), np.random.rand(3), random.random(), random.gauss(0, 1), torch.rand(2, generator=gen))
+    torch.manual_seed(9), np.random.seed(9), random.seed(9), gen.manual_seed(9)
+    loaded = load_checkpoint(path)  # weights_only=True inside
+    assert loaded["version"] == 1 and loaded["loader"] == {"epoch": 1, "batch": 3}
+    restore_rng(loaded["rng"], {"aug": gen})
+    again = (torch.rand(3), np.random.rand(3), random.random(), random.gauss(0, 1), torch.rand(2, generator=gen))
+    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
+    assert expected[2:4] == again[2:4] and torch.equal(expected[4], again[4])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded["model"][key])
+    assert [p.name for p in tmp_path.joinpath("c").iterdir()] == ["last.pt"]  # no temp files left
+
+
+def test_load_checkpoint_errors(tmp_path) -> None:
+    with pytest.raises(GenImageError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(GenImageError, match="cannot read checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_unwrap_model_strips_compile_wrapper() -> None:
+    model = nn.Linear(2, 2)
+    assert unwrap_model(torch.compile(model)) is model
+    assert unwrap_model(model) is model
+
+
+def test_precision_modes_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert build_precision("fp32", cpu).scaler is None and build_precision("bf16", cpu).scaler is None
+    layer = nn.Linear(4, 4)
+    with build_precision("bf16", cpu).autocast():
+        assert layer(torch.randn(2, 4)).dtype == torch.bfloat16
+    with build_precision("fp32", cpu).autocast():
+        assert layer(torch.randn(2, 4)).dtype == torch.float32
+    fp16 = build_precision("fp16", cpu)
+    assert fp16.scaler is not None
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    before = layer.weight.detach().clone()
+    with fp16.autocast():
+        loss = layer(torch.randn(2, 4)).float().pow(2).mean()
+    fp16.backward(loss)
+    fp16.step(opt)
+    assert not torch.equal(before, layer.weight) and "scale" in fp16.state_dict()
+
+
+def test_stop_on_signal_sets_flag_and_restores_handler() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    with StopOnSignal() as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_single_process_context(monkeypatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    ctx = setup_distributed("cpu")
+    assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.distributed) == (0, 1, True, False)
+    if not torch.cuda.is_available():
+        with pytest.raises(GenImageError, match="no CUDA"):
+            setup_distributed("cuda")
