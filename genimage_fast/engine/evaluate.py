@@ -1,0 +1,458 @@
+"""Evaluation: a trained run scored per test generator, clean and degraded (the paper's Tasks 1 and 2).
+
+Pipeline, all on the device: the loader's eval transform (resize the short side to
+image_size / 0.875, center crop) gives uint8 crops at the model's size; each batch is decoded once
+and scored under every degradation spec. Degradations act on the loaded crop, then the image is
+brought back to the model's size:
+- `lr:S`: the crop is resized to S×S (antialiased bilinear) and back to image_size (bilinear); the
+  paper downsized the test image and let the detector's transform enlarge it, equivalent up to the crop.
+- `jpeg:Q`, `blur:SIGMA`: applied to the crop. Note that JPEG's 8×8 blocks are therefore aligned to
+  the crop, whereas in the paper compression preceded the detector's resize.
+
+Outputs (DESIGN §4.5): `results.json` (fractions 0–1), `results.md` (percent, the paper's layout)
+and, on request, `predictions.csv` (`path,generator,label,spec,score,pred`, score = P(fake)).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genimage_fast.config import RecipeConfig, config_from_dict
+from genimage_fast.engine.metrics import THRESHOLD, accuracy_by_generator
+from genimage_fast.errors import GenImageError
+from genimage_fast.generators import GENERATOR_NAMES, GENERATORS, generator_name
+
+CHECKPOINT_NAMES = ("last.pt", "best.pt")  # a run directory is scored with its final model first
+MISSING = "–"  # an empty table cell
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PREDICTION_COLUMNS = ("path", "generator", "label", "spec", "score", "pred")
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading a run
+
+
+@dataclass
+class LoadedRun:
+    model: torch.nn.Module
+    config: RecipeConfig
+    checkpoint: Path
+    output_kind: str  # the model spec's output: logits | logit | log_probs
+
+
+def resolve_checkpoint(run: str | Path) -> Path:
+    """A run directory -> its checkpoints/last.pt (else best.pt); a file is taken as given."""
+    path = Path(run)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in CHECKPOINT_NAMES:
+            for candidate in (path / "checkpoints" / name, path / name):
+                if candidate.is_file():
+                    return candidate
+        looked = "|".join(CHECKPOINT_NAMES)
+        raise GenImageError(f"no checkpoint in run directory {path} (looked for checkpoints/{looked})")
+    raise GenImageError(f"run or checkpoint not found: {path}")
+
+
+def load_run(run: str | Path, device: torch.device) -> LoadedRun:
+    """Rebuild the run's model from its checkpoint's config and weights (weights_only=True)."""
+    from genimage_fast.models import create_model, get_model_spec
+
+    checkpoint = resolve_checkpoint(run)
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a corrupt / foreign file
+        raise GenImageError(f"cannot read checkpoint {checkpoint}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise GenImageError(f"checkpoint {checkpoint} has no 'model' weights")
+    if not isinstance(state.get("config"), dict):
+        raise GenImageError(f"checkpoint {checkpoint} has no 'config': cannot rebuild its model")
+    config = config_from_dict(state["config"])
+    model = create_model(config.model.name, **config.model.kwargs)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise GenImageError(f"checkpoint {checkpoint} does not fit model {config.model.name!r}: "
+                            f"{str(exc).splitlines()[0]}") from None
+    model.to(device).eval()
+    if device.type == "cuda" and config.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return LoadedRun(model, config, checkpoint, get_model_spec(config.model.name).output)
+
+
+# ----------------------------------------------------------------------------------------------
+# Degradations
+
+
+def parse_specs(specs: str | Iterable[str]) -> list[str]:
+    """'none,jpeg:30' or a list -> validated, de-duplicated specs; an unknown spec is a GenImageError."""
+    from genimage_fast.degrade import parse_spec
+
+    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    out: list[str] = []
+    for spec in (s.strip() for s in items):
+        if not spec or spec in out:
+            continue
+        try:
+            parse_spec(spec)
+        except ValueError as exc:
+            raise GenImageError(f"bad degradation spec {spec!r}: {exc}") from None
+        out.append(spec)
+    if not out:
+        raise GenImageError("no degradation spec given (use 'none' for clean images)")
+    return out
+
+
+def degrade_batch(images: torch.Tensor, spec: str, image_size: int, backend: str = "auto") -> torch.Tensor:
+    """uint8 [N,3,H,W] crops -> degraded uint8 at image_size (lr:S comes back up to the model's size)."""
+    from genimage_fast import degrade
+
+    if spec == "none":
+        return images
+    out = degrade.apply(images, spec, backend=backend)
+    if out.shape[-2:] != (image_size, image_size):
+        out = torch.nn.functional.interpolate(out.float(), size=(image_size, image_size), mode="bilinear",
+                                              align_corners=False, antialias=True)
+        out = out.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Inference
+
+
+@dataclass
+class Predictions:
+    """Scores of every image under every spec; rows follow the loader's order."""
+
+    indices: np.ndarray  # positions in the split
+    labels: np.ndarray
+    generators: np.ndarray
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # spec -> P(fake) per row
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None or (device.type == "cpu" and dtype is torch.float16):  # CPU fp16 autocast: slow, partial
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, output_kind: str, loader: Iterable[Any], specs: Sequence[str],
+            image_size: int, device: torch.device, precision: str = "fp32", degrade_backend: str = "auto",
+            channels_last: bool = False) -> Predictions:
+    """Score every batch of `loader` under each spec; each batch is loaded and decoded once."""
+    from genimage_fast.models import fake_probability
+
+    indices, labels, generators = [], [], []
+    scores: dict[str, list[torch.Tensor]] = {spec: [] for spec in specs}
+    for batch in loader:
+        images = batch.images.to(device, non_blocking=True)
+        for spec in specs:
+            x = degrade_batch(images, spec, image_size, degrade_backend).float().div_(255.0)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, precision):
+                output = model(x)
+            scores[spec].append(fake_probability(output.float(), output_kind).float().cpu())
+        indices.append(batch.indices.cpu())
+        labels.append(batch.labels.cpu())
+        generators.append(batch.generators.cpu())
+
+    def cat(parts: list[torch.Tensor], dtype: torch.dtype) -> np.ndarray:
+        return (torch.cat(parts) if parts else torch.zeros(0)).to(dtype).numpy()
+
+    return Predictions(cat(indices, torch.int64), cat(labels, torch.int64), cat(generators, torch.int64),
+                       {spec: cat(parts, torch.float32) for spec, parts in scores.items()})
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the precision-recall curve as a step sum, sklearn's definition; None without both classes.
+
+    AP = sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds, highest first (ties share a step).
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = int(labels.sum())
+    if positives == 0 or positives == len(labels):
+        return None
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    # the last position of each run of equal scores closes one threshold
+    ends = np.r_[np.nonzero(np.diff(sorted_scores))[0], len(sorted_scores) - 1]
+    true_pos = np.cumsum(sorted_labels)[ends]
+    precision = true_pos / (ends + 1)
+    recall = true_pos / positives
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def average_precision_by_generator(scores: np.ndarray, labels: np.ndarray,
+                                   generators: np.ndarray) -> dict[str, float | None]:
+    """{generator_name: AP over that subset's reals and fakes, "mean": mean of the defined ones}."""
+    result: dict[str, float | None] = {}
+    for gen in sorted(int(g) for g in np.unique(generators)):
+        mask = generators == gen
+        result[generator_name(gen)] = average_precision(labels[mask], scores[mask])
+    if result:
+        result["mean"] = _mean(result.values())
+    return result
+
+
+def summarize(predictions: Predictions) -> dict[str, Any]:
+    """Accuracy (all / real / fake) and AP per spec and generator, plus per-generator counts."""
+    labels, generators = predictions.labels, predictions.generators
+    real, fake = labels == 0, labels == 1
+    out: dict[str, Any] = {"accuracy": {}, "real_accuracy": {}, "fake_accuracy": {}, "average_precision": {}}
+    for spec, scores in predictions.scores.items():
+        out["accuracy"][spec] = accuracy_by_generator(scores, labels, generators)
+        out["real_accuracy"][spec] = accuracy_by_generator(scores[real], labels[real], generators[real])
+        out["fake_accuracy"][spec] = accuracy_by_generator(scores[fake], labels[fake], generators[fake])
+        out["average_precision"][spec] = average_precision_by_generator(scores, labels, generators)
+    out["counts"] = {
+        generator_name(gen): {"real": int((real & (generators == gen)).sum()),
+                              "fake": int((fake & (generators == gen)).sum())}
+        for gen in sorted(int(g) for g in np.unique(generators))
+    }
+    return out
+
+
+def training_subset_accuracy(accuracy: dict[str, float], train_generators: Sequence[str]) -> float | None:
+    """Task 2 (Table 5) score: accuracy on the test subsets of the generators the run was trained on
+    (the paper trains and tests on SD V1.4); a run trained on all generators uses the mean."""
+    if not train_generators:
+        return accuracy.get("mean")
+    return _mean(accuracy.get(name) for name in train_generators)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing results
+
+# Our method keys (recipe / model registry names) -> the paper's row titles, in the paper's row order.
+METHOD_TITLES: dict[str, str] = {
+    "resnet50": "ResNet-50",
+    "deit_s": "DeiT-S",
+    "swin_t": "Swin-T",
+    "cnnspot": "CNNSpot",
+    "spec": "Spec",
+    "f3net": "F3Net",
+    "gramnet": "GramNet",
+}
+SPEC_TITLES: dict[str, str] = {"none": "None"}
+SPEC_TEMPLATES: dict[str, str] = {"lr": "LR ({})", "jpeg": "JPEG (q={})", "blur": "Blur (σ={})"}
+
+
+def method_title(method: str) -> str:
+    """The paper's row title for a method key ('resnet50' -> 'ResNet-50'); unknown keys unchanged."""
+    return METHOD_TITLES.get(method, method)
+
+
+def spec_title(spec: str) -> str:
+    """The paper's column header for a degradation spec ('jpeg:30' -> 'JPEG (q=30)')."""
+    if spec in SPEC_TITLES:
+        return SPEC_TITLES[spec]
+    name, _, value = spec.partition(":")
+    return SPEC_TEMPLATES[name].format(value) if name in SPEC_TEMPLATES else spec
+
+
+
+def format_percent(value: float | None) -> str:
+    """0.9876 -> '98.8'; None -> '–' (a missing cell)."""
+    return MISSING if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub markdown table; the first column is left-aligned, the numbers right-aligned."""
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def generator_columns(by_generator: dict[str, Any]) -> list[str]:
+    """The 8 generators in paper order, plus 'unknown' when the records had unlabelled subsets."""
+    return list(GENERATOR_NAMES) + (["unknown"] if "unknown" in by_generator else [])
+
+
+def generator_header(first: str, columns: Sequence[str], avg: str = "Avg Acc.(%)") -> list[str]:
+    titles = {g.name: g.title for g in GENERATORS}
+    return [first, *(titles.get(c, c) for c in columns), avg]
+
+
+def _spec_rows(table: dict[str, dict[str, float | None]], columns: Sequence[str]) -> list[list[str]]:
+    return [[spec_title(spec), *(format_percent(by_gen.get(c)) for c in columns), format_percent(by_gen.get("mean"))]
+            for spec, by_gen in table.items()]
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """results.json -> results.md: percent tables in the paper's layout (Tables 3 and 5)."""
+    method = method_title(results.get("recipe") or results.get("model") or "model")
+    columns = generator_columns(results["accuracy"].get("none") or next(iter(results["accuracy"].values())))
+    trained = ", ".join(results.get("train_generators") or []) or "all generators"
+    parts = [
+        f"# Evaluation of {method}\n",
+        f"- checkpoint: `{results['checkpoint']}`\n"
+        f"- data: `{results['data']}` (split `{results.get('split', 'val')}`)\n"
+        f"- model: `{results.get('model', '?')}`, trained on: {trained}, precision: {results.get('precision', '?')}\n"
+        f"- images per spec: {sum(c['real'] + c['fake'] for c in results.get('counts', {}).values())}\n",
+    ]
+    sections = (("Accuracy (%) per testing subset (Table 3 layout)", "accuracy"),
+                ("Real-image accuracy (%)", "real_accuracy"),
+                ("Fake-image accuracy (%)", "fake_accuracy"),
+                ("Average precision (%)", "average_precision"))
+    for title, key in sections:
+        avg = "Avg AP(%)" if key == "average_precision" else "Avg Acc.(%)"
+        parts.append(f"\n## {title}\n\n" + markdown_table(generator_header("Degradation", columns, avg),
+                                                             _spec_rows(results[key], columns)))
+    degraded = [spec for spec in results["accuracy"] if spec != "none"]
+    if degraded:
+        train_gens = results.get("train_generators") or []
+        values = [training_subset_accuracy(results["accuracy"][s], train_gens) for s in degraded]
+        subset = ", ".join(train_gens) if train_gens else "all subsets (mean)"
+        parts.append(f"\n## Degraded images (Table 5 layout): accuracy (%) on the training subset ({subset})\n\n"
+                     + markdown_table(["Method", *(spec_title(s) for s in degraded), "Avg Acc(%)"],
+                                      [[method, *(format_percent(v) for v in values), format_percent(_mean(values))]]))
+    return "".join(parts)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + rename, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def predictions_csv(predictions: Predictions, paths: Sequence[str]) -> str:
+    """One row per image and spec: path,generator,label,spec,score,pred (score = P(fake))."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PREDICTION_COLUMNS)
+    names = [generator_name(int(g)) for g in predictions.generators]
+    for spec, scores in predictions.scores.items():
+        preds = (scores >= THRESHOLD).astype(np.int64)
+        for row, index in enumerate(predictions.indices):
+            writer.writerow((paths[int(index)], names[row], int(predictions.labels[row]), spec,
+                             f"{float(scores[row]):.6g}", int(preds[row])))
+    return buffer.getvalue()
+
+
+def default_out(run: str | Path) -> Path:
+    """RUN/eval for a run directory; for RUN/checkpoints/x.pt also RUN/eval."""
+    path = Path(run)
+    if path.is_file():
+        path = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path / "eval"
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GenImageError(f"device {device!r} asked for, but CUDA is not available")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise GenImageError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
+
+
+def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = ("none",), out: str | Path | None = None,
+             split: str = "val", save_predictions: bool = False, batch_size: int = 64, backend: str = "auto",
+             device: str = "auto") -> dict[str, Any]:
+    """Score a run (directory or checkpoint) on RECORDS' split under each degradation spec.
+
+    Returns the results dict (DESIGN §4.5) and, when `out` is given, writes results.json / results.md
+    (and predictions.csv with save_predictions) there.
+    """
+    from genimage_fast.loaders import build_loader
+    from genimage_fast.records import open_records
+
+    specs = parse_specs(degrade)
+    dev = _device(device)
+    loaded = load_run(run, dev)
+    records = open_records(data)
+    if split not in records.splits:
+        raise GenImageError(f"records {data} have no {split!r} split (have: {', '.join(records.splits) or 'none'})")
+    cfg = loaded.config
+    loader = build_loader(records, backend=backend if backend != "auto" else cfg.data.backend, batch_size=batch_size,
+                          train=False, image_size=cfg.data.image_size, device=dev.type,
+                          num_workers=cfg.data.num_workers, seed=cfg.train.seed, split=split,
+                          resize_size=cfg.data.resize_size, drop_last=False)
+    start = time.perf_counter()
+    predictions = predict(loaded.model, loaded.output_kind, loader, specs, cfg.data.image_size, dev,
+                          precision=cfg.train.precision,
+                          channels_last=dev.type == "cuda" and cfg.train.channels_last)
+    seconds = time.perf_counter() - start
+    if len(predictions.labels) == 0:
+        raise GenImageError(f"the {split!r} split of {data} is empty")
+    results: dict[str, Any] = {
+        "checkpoint": str(loaded.checkpoint),
+        "data": str(data),
+        **summarize(predictions),
+        "split": split,
+        "recipe": cfg.recipe,
+        "model": cfg.model.name,
+        "train_generators": list(cfg.data.generators),
+        "degrade": specs,
+        "precision": cfg.train.precision,
+        "image_size": cfg.data.image_size,
+        "images": int(len(predictions.labels)),
+        "wall_seconds": round(seconds, 3),
+        "images_per_second": round(len(predictions.labels) * len(specs) / max(seconds, 1e-9), 1),
+    }
+    if out is not None:
+        out = Path(out)
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+        atomic_write_text(out / "results.md", results_markdown(results))
+        if save_predictions:
+            atomic_write_text(out / "predictions.csv", predictions_csv(predictions, records.split(split).meta["path"]))
+    return results
+
+
+def eval_command(run: str, data: str, degrade: str = "none", out: str | None = None, split: str = "val",
+                 save_predictions: bool = False, batch_size: int = 64, backend: str = "auto",
+                 device: str = "auto") -> int:
+    """`genimage-fast eval`: writes results.json / results.md (default RUN/eval) and prints the tables."""
+    out_dir = Path(out) if out else default_out(run)
+    results = evaluate(run, data, degrade=degrade, out=out_dir, split=split, save_predictions=save_predictions,
+                       batch_size=batch_size, backend=backend, device=device)
+    sys.stdout.write(results_markdown(results))
+    sys.stdout.write(f"\nwrote {out_dir / 'results.json'} and results.md"
+                     f"{' and predictions.csv' if save_predictions else ''} "
+                     f"({results['images']} images x {len(results['degrade'])} specs, "
+                     f"{results['images_per_second']:.0f} img/s)\n")
+    return 0
