@@ -1,0 +1,164 @@
+"""Numba kernels for the spectral features, each beside its plain numpy reference.
+
+The kernels do the non-FFT work: the 3x3 median noise residual (and its fused streaming sum), the
+log-magnitude of an rfft2 half-spectrum expanded to the full spectrum, and the azimuthal binning.
+Each kernel's `.py_func` is the same loops run by the Python interpreter (tests use it on tiny
+inputs); the `*_reference` functions are the vectorised numpy forms the benchmark compares against.
+
+Shapes: images are uint8 [N, C, H, W] C-contiguous; planes are the N*C (H, W) slices. Kernels are
+parallel over planes or rows (numba `prange`), so a single image still uses every core.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+LOG_EPS = 1e-3  # AutoGAN: log(|F| + 1e-3)
+
+
+# --- 3x3 median residual ------------------------------------------------------------------------
+# Borders: scipy.ndimage's default mode 'reflect' (half-sample symmetric) repeats the edge pixel
+# for a radius-1 window, so clamping the indices reproduces it exactly.
+
+
+@njit(inline="always")
+def _median9(a0, a1, a2, a3, a4, a5, a6, a7, a8):
+    """Median of 9 by Paeth's 19 compare-exchange network (branch-free min/max, vectorisable)."""
+    a1, a2 = min(a1, a2), max(a1, a2)
+    a4, a5 = min(a4, a5), max(a4, a5)
+    a7, a8 = min(a7, a8), max(a7, a8)
+    a0, a1 = min(a0, a1), max(a0, a1)
+    a3, a4 = min(a3, a4), max(a3, a4)
+    a6, a7 = min(a6, a7), max(a6, a7)
+    a1, a2 = min(a1, a2), max(a1, a2)
+    a4, a5 = min(a4, a5), max(a4, a5)
+    a7, a8 = min(a7, a8), max(a7, a8)
+    a3 = max(a0, a3)
+    a5 = min(a5, a8)
+    a4, a7 = min(a4, a7), max(a4, a7)
+    a6 = max(a3, a6)
+    a4 = max(a1, a4)
+    a2 = min(a2, a5)
+    a4 = min(a4, a7)
+    a4, a2 = min(a4, a2), max(a4, a2)
+    a4 = max(a6, a4)
+    return min(a4, a2)
+
+
+@njit(inline="always")
+def _row_median_diff(src, y, width, height, out_row):
+    """out_row[x] = src[y, x] - median3x3(src)[y, x] as int32, edges clamped (scipy 'reflect')."""
+    ym = max(y - 1, 0)
+    yp = min(y + 1, height - 1)
+    for x in range(width):
+        xm = max(x - 1, 0)
+        xp = min(x + 1, width - 1)
+        med = _median9(
+            np.int32(src[ym, xm]), np.int32(src[ym, x]), np.int32(src[ym, xp]),
+            np.int32(src[y, xm]), np.int32(src[y, x]), np.int32(src[y, xp]),
+            np.int32(src[yp, xm]), np.int32(src[yp, x]), np.int32(src[yp, xp]),
+        )
+        out_row[x] = np.int32(src[y, x]) - med
+
+
+@njit(parallel=True, cache=True)
+def median_residual_kernel(x, out):
+    """out[n, c] = (x - median3x3(x)) / 255 as float32; x uint8 [N, C, H, W]."""
+    n_img, n_ch, height, width = x.shape
+    scale = np.float32(1.0 / 255.0)
+    for task in prange(n_img * n_ch * height):
+        plane = task // height
+        y = task - plane * height
+        i = plane // n_ch
+        c = plane - i * n_ch
+        diff = np.empty(width, np.int32)
+        _row_median_diff(x[i, c], y, width, height, diff)
+        for col in range(width):
+            out[i, c, y, col] = np.float32(diff[col]) * scale
+
+
+@njit(parallel=True, cache=True)
+def median_residual_sum_kernel(x, acc):
+    """acc[c] += sum over n of (x - median3x3(x)) in integer levels; x uint8 [N, C, H, W].
+
+    Fused residual + streaming sum: the [N, C, H, W] residual is never materialised, and an int64
+    sum is exact, so any batching of the same images gives the same total.
+    """
+    n_img, n_ch, height, width = x.shape
+    for task in prange(n_ch * height):
+        c = task // height
+        y = task - c * height
+        diff = np.empty(width, np.int32)
+        for i in range(n_img):
+            _row_median_diff(x[i, c], y, width, height, diff)
+            for col in range(width):
+                acc[c, y, col] += diff[col]
+
+
+def median3x3_reference(x: np.ndarray) -> np.ndarray:
+    """Vectorised numpy 3x3 median per plane (edge padding = scipy 'reflect' for radius 1)."""
+    pad = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
+    height, width = x.shape[-2:]
+    windows = np.stack([pad[..., dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)])
+    return np.median(windows, axis=0).astype(x.dtype)
+
+
+def median_residual_reference(x: np.ndarray) -> np.ndarray:
+    """Plain numpy noise residual: (x - median3x3(x)) / 255 as float32."""
+    return ((x.astype(np.float32) - median3x3_reference(x).astype(np.float32)) / 255.0).astype(np.float32)
+
+
+# --- log magnitude --------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def log_magnitude_kernel(half, scale, out):
+    """out = log(|F| * scale + 1e-3), F the full 2-D spectrum whose rfft2 half is `half`.
+
+    half complex [P, H, W//2 + 1] (P planes), out float32 [P, H, W]. The right half of a real
+    signal's spectrum is the conjugate mirror of the left, F[u, v] = conj(F[-u, -v]); its
+    magnitude is copied instead of recomputed.
+    """
+    n_planes, height, width = out.shape
+    half_width = half.shape[2]
+    for p in prange(n_planes):
+        for u in range(height):
+            for v in range(half_width):
+                z = half[p, u, v]
+                out[p, u, v] = np.float32(np.log(np.sqrt(z.real * z.real + z.imag * z.imag) * scale + LOG_EPS))
+        for u in range(height):
+            mirror_u = (height - u) % height
+            for v in range(half_width, width):
+                out[p, u, v] = out[p, mirror_u, width - v]
+
+
+def log_magnitude_reference(full: np.ndarray, scale: float) -> np.ndarray:
+    """Plain numpy: log(|F| * scale + 1e-3) of a full complex spectrum, as float32."""
+    return np.log(np.abs(full) * scale + LOG_EPS).astype(np.float32)
+
+
+# --- azimuthal binning ----------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def radial_sum_kernel(planes, bins, n_bins, out):
+    """out[p, b] = sum of planes[p] over the pixels whose bins == b (bins < 0 are skipped)."""
+    n_planes, height, width = planes.shape
+    for p in prange(n_planes):
+        for b in range(n_bins):
+            out[p, b] = 0.0
+        for y in range(height):
+            for x in range(width):
+                b = bins[y, x]
+                if b >= 0:
+                    out[p, b] += planes[p, y, x]
+
+
+def radial_sum_reference(planes: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray:
+    """Plain numpy radial sums: one bincount over all planes with per-plane bin offsets."""
+    n_planes = planes.shape[0]
+    keep = bins.ravel() >= 0
+    index = (np.arange(n_planes)[:, None] * n_bins + bins.ravel()[keep][None, :]).ravel()
+    values = planes.reshape(n_planes, -1)[:, keep].ravel()
+    return np.bincount(index, weights=values, minlength=n_planes * n_bins).reshape(n_planes, n_bins)
