@@ -132,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("protocol", help="run the paper's protocol: convert, train per generator, eval, report")
     p.add_argument("src", help="GenImage tree")
     p.add_argument("--out", required=True)
-    p.add_argument("--recipes", default="resnet50", help="comma-separated recipe names or paths")
-    p.add_argument("--train-generators", default="sdv14", help="comma-separated; 'all' for the 8x8 matrix")
-    p.add_argument("--format", dest="fmt", default="dali", choices=["ffcv", "dali"])
-    p.add_argument("--degrade", default="none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5")
+    # defaults (None here) come from --protocol FILE, else resnet50 / sdv14 / dali / the Task 2 specs
+    p.add_argument("--protocol", default=None, help="protocol YAML, e.g. recipes/protocols/task1_task2.yaml")
+    p.add_argument("--recipes", default=None, help="comma-separated recipe names or paths (default resnet50)")
+    p.add_argument("--train-generators", default=None, help="comma-separated; 'all' for the 8x8 matrix (default sdv14)")
+    p.add_argument("--format", dest="fmt", default=None, choices=["ffcv", "dali"], help="default dali")
+    p.add_argument("--degrade", default=None, help="default none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     bench = sub.add_parser("bench", help="throughput benchmarks, each beside its plain baseline")
