@@ -33,12 +33,12 @@ import torch
 
 from genimage_fast.config import RecipeConfig, config_from_dict
 from genimage_fast.engine.metrics import THRESHOLD, accuracy_by_generator
+from genimage_fast.engine.precision import build_precision
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import GENERATOR_NAMES, GENERATORS, generator_name
 
 CHECKPOINT_NAMES = ("last.pt", "best.pt")  # a run directory is scored with its final model first
 MISSING = "–"  # an empty table cell
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PREDICTION_COLUMNS = ("path", "generator", "label", "spec", "score", "pred")
 
 
@@ -146,13 +146,6 @@ class Predictions:
     scores: dict[str, np.ndarray] = field(default_factory=dict)  # spec -> P(fake) per row
 
 
-def _autocast(device: torch.device, precision: str):
-    dtype = AUTOCAST_DTYPES[precision]
-    if dtype is None or (device.type == "cpu" and dtype is torch.float16):  # CPU fp16 autocast: slow, partial
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=dtype)
-
-
 @torch.inference_mode()
 def predict(model: torch.nn.Module, output_kind: str, loader: Iterable[Any], specs: Sequence[str],
             image_size: int, device: torch.device, precision: str = "fp32", degrade_backend: str = "auto",
@@ -160,6 +153,7 @@ def predict(model: torch.nn.Module, output_kind: str, loader: Iterable[Any], spe
     """Score every batch of `loader` under each spec; each batch is loaded and decoded once."""
     from genimage_fast.models import fake_probability
 
+    autocast = build_precision(precision, device).autocast  # the same forward context as training's validation
     indices, labels, generators = [], [], []
     scores: dict[str, list[torch.Tensor]] = {spec: [] for spec in specs}
     for batch in loader:
@@ -168,7 +162,7 @@ def predict(model: torch.nn.Module, output_kind: str, loader: Iterable[Any], spe
             x = degrade_batch(images, spec, image_size, degrade_backend).float().div_(255.0)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, precision):
+            with autocast():
                 output = model(x)
             scores[spec].append(fake_probability(output.float(), output_kind).float().cpu())
         indices.append(batch.indices.cpu())
