@@ -56,12 +56,12 @@ class LRSchedule:
     """Sets every param group's lr from the step number: linear warm-up, then the named decay."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int,
-                 epochs: int) -> None:
+                 epochs: int, base_lr: float | None = None) -> None:
+        """base_lr: the peak lr (the recipe's optim.lr); None = each group's current lr. Passing it
+        explicitly lets a resumed run take a new lr although the optimizer state carries the old one."""
         self.optimizer = optimizer
         self.cfg = cfg
-        self.base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
-        for group, base in zip(optimizer.param_groups, self.base_lrs, strict=True):
-            group["initial_lr"] = base
+        self.base_lrs = [group["lr"] if base_lr is None else base_lr for group in optimizer.param_groups]
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.total_steps = max(1, self.steps_per_epoch * epochs)
         self.warmup_steps = int(round(cfg.warmup_epochs * self.steps_per_epoch))
