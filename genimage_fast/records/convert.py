@@ -1,0 +1,262 @@
+"""`genimage-fast convert`: a GenImage tree -> FFCV .beton / DALI webdataset record files.
+
+Work is split into chunks (contiguous slices of each split's sorted sample list, DEFAULT_SHARD_SIZE
+samples each). A worker converts a chunk, writes its file(s) via temp + rename, then a done-marker
+in OUT/.state; a rerun with the same arguments skips chunks whose marker matches, so an interrupted
+convert resumes and ends with identical files. `--shard I/N` converts the chunks whose index % N == I.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from genimage_fast.errors import GenImageError
+from genimage_fast.records.formats import RECORD_FORMATS, STATE_DIR
+from genimage_fast.records.manifest import (
+    MANIFEST,
+    build_manifest,
+    read_manifest,
+    shard_manifest_name,
+    write_atomic,
+    write_rejects,
+)
+from genimage_fast.records.plan import (
+    DEFAULT_SHARD_SIZE,
+    Chunk,
+    Item,
+    draw_quality,
+    load_cached,
+    make_chunks,
+    parse_generator_ids,
+    quality_distribution,
+    real_quality,
+    select_splits,
+    store_cached,
+)
+from genimage_fast.records.store import StoreSpec, get_store, parse_store
+from genimage_fast.records.worker import ChunkJob, StrictFailure, read_marker, run_chunk
+
+
+def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
+    index, count = (int(v) for v in shard)
+    if count < 1 or not 0 <= index < count:
+        raise GenImageError(f"--shard {index}/{count}: need 0 <= I < N")
+    return index, count
+
+
+def _real_distributions(out: Path, items_by_split: dict[str, list[Item]], workers: int,
+                        settings: dict[str, Any]) -> dict[str, dict[int, int]]:
+    """match-real: per split, the reals' estimated JPEG qualities (cached in OUT/.state)."""
+    result = {}
+    for split, items in items_by_split.items():
+        reals = [item.path for item in items if item.label == 0]
+        key = hashlib.sha256(json.dumps([settings["source"], reals]).encode()).hexdigest()
+        cache = out / STATE_DIR / f"qualities-{split}.json"
+        cached = load_cached(cache, key)
+        if cached is None:
+            if workers > 1 and len(reals) > 256:
+                with ProcessPoolExecutor(workers) as pool:
+                    qualities = list(pool.map(real_quality, reals, chunksize=256))
+            else:
+                qualities = [real_quality(p) for p in reals]
+            cached = {str(q): n for q, n in quality_distribution(qualities).items()}
+            store_cached(cache, key, cached)
+        if items and not cached:
+            raise GenImageError(f"--store match-real: split {split!r} has no real JPEG images to take "
+                                "qualities from")
+        result[split] = {int(q): n for q, n in cached.items()}
+    return result
+
+
+def plan_chunks(src: Path, out: Path, fmt: str, splits: Sequence[str], generator_ids: list[int] | None,
+                spec: StoreSpec, settings: dict[str, Any], shard_size: int, workers: int,
+                ) -> tuple[list[Chunk], list[dict[str, str]], dict[str, dict[int, int]]]:
+    """Scan, filter, and cut into chunks; also scan's skips and match-real's distributions."""
+    from genimage_fast.sources import scan_tree
+
+    scan = scan_tree(src)
+    items_by_split: dict[str, list[Item]] = {split: [] for split in splits}
+    for sample in scan.samples:  # sorted by relpath
+        if sample.split not in items_by_split:
+            continue
+        if generator_ids is not None and sample.generator not in generator_ids:
+            continue
+        bucket = items_by_split[sample.split]
+        bucket.append(Item(len(bucket), str(sample.path), sample.relpath, sample.label, sample.generator,
+                           sample.class_id))
+    distributions: dict[str, dict[int, int]] = {}
+    if get_store(spec).needs_real_qualities:
+        distributions = _real_distributions(out, items_by_split, workers, settings)
+        items_by_split = {
+            split: [Item(**{**item.__dict__, "drawn_quality": draw_quality(item.relpath, distributions[split])})
+                    if item.label == 1 else item for item in items]
+            for split, items in items_by_split.items()
+        }
+    chunks = [chunk for split in splits for chunk in make_chunks(split, items_by_split[split], shard_size, settings)]
+    skipped = [{"path": s.path, "reason": f"scan: {s.reason}"} for s in scan.skipped]
+    return chunks, skipped, distributions
+
+
+class _Progress:
+    """A tqdm bar with images/s and ETA on stderr (or nothing when disabled)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled and total:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="img", desc="convert", file=sys.stderr, smoothing=0.1)
+
+    def update(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _run_jobs(jobs: list[ChunkJob], workers: int, progress: _Progress) -> list[dict[str, Any]]:
+    """Run chunk jobs in-process (workers=1) or in a process pool; StrictFailure -> GenImageError."""
+    markers: list[dict[str, Any]] = []
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                markers.append(run_chunk(job, on_sample=progress.update))
+            return markers
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending = {pool.submit(run_chunk, job): job for job in jobs}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    try:
+                        markers.append(future.result())
+                    except StrictFailure:
+                        for other in pending:
+                            other.cancel()
+                        raise
+                    progress.update(len(job.chunk.items))
+        return markers
+    except StrictFailure as exc:
+        raise GenImageError(f"--strict: unreadable input {exc}") from None
+
+
+def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], markers: dict[str, dict[str, Any]],
+              skipped: list[dict[str, str]], settings: dict[str, Any], extra: dict[str, Any],
+              workers: int) -> dict[str, Any]:
+    """All chunks are done: build the splits' final files, rejects.jsonl and manifest.json."""
+    fmt = RECORD_FORMATS.get(fmt_name)
+    ordered = [markers[c.stem] for c in chunks]
+    splits: dict[str, dict[str, Any]] = {}
+    for split in dict.fromkeys(c.split for c in chunks):
+        entries = [m["entry"] for m in ordered if m["split"] == split]
+        splits[split] = fmt.finalize_split(out, split, entries, spec, workers)
+    rejects = skipped + [r for m in ordered for r in m["rejects"]]
+    write_rejects(out, rejects)
+    manifest = build_manifest(settings, splits, ordered, len(rejects), extra)
+    write_atomic(out / MANIFEST, _dump(manifest))
+    for split in splits:
+        fmt.cleanup(out, split, [m["entry"] for m in ordered if m["split"] == split])
+    return manifest
+
+
+def _dump(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2) + "\n"
+
+
+def _finished(out: Path, run_key: str) -> dict[str, Any] | None:
+    """The manifest of an identical, finished convert whose files are all present."""
+    try:
+        manifest = read_manifest(out)
+    except GenImageError:
+        return None
+    if manifest.get("run_key") != run_key:
+        return None
+    names = [e["name"] for s in manifest["splits"].values() for e in s["files"] + s.get("sidecars", [])]
+    return manifest if all((out / name).is_file() for name in names) else None
+
+
+def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "all",
+            generators: Sequence[str | int] | str | None = None, store: str = "original",
+            max_side: int | None = None, workers: int = 1, shard: tuple[int, int] = (0, 1),
+            strict: bool = False, progress: bool = True, shard_size: int = DEFAULT_SHARD_SIZE) -> dict[str, Any]:
+    """Convert a GenImage tree into record files; return the manifest (the shard's own when partial)."""
+    src_path, out_path = Path(src).resolve(), Path(out)
+    RECORD_FORMATS.get(fmt)
+    spec = parse_store(store)
+    shard_index, shard_count = _check_shard(shard)
+    if not src_path.exists():
+        raise GenImageError(f"source {str(src)!r} does not exist")
+    if shard_size < 1:
+        raise GenImageError("shard_size must be >= 1")
+    if max_side is not None and max_side < 1:
+        raise GenImageError("--max-side must be >= 1")
+    splits = select_splits(split)
+    generator_ids = parse_generator_ids(generators)
+    workers = max(1, int(workers))
+    settings = {"format": fmt, "store": str(spec), "max_side": max_side, "shard_size": shard_size,
+                "source": str(src_path), "version": 1}
+    (out_path / STATE_DIR).mkdir(parents=True, exist_ok=True)
+
+    chunks, skipped, distributions = plan_chunks(src_path, out_path, fmt, splits, generator_ids, spec, settings,
+                                                 shard_size, workers)
+    run_key = hashlib.sha256(json.dumps([c.fingerprint for c in chunks] + [skipped]).encode()).hexdigest()
+    if (finished := _finished(out_path, run_key)) is not None:
+        return finished
+    extra = {"source": str(src_path), "splits_requested": list(splits), "generators": generator_ids,
+             "shard_size": shard_size, "run_key": run_key}
+    if distributions:
+        extra["quality_distribution"] = {s: {str(q): n for q, n in d.items()} for s, d in distributions.items()}
+
+    markers = {c.stem: m for c in chunks if (m := read_marker(out_path, c)) is not None}
+    mine = [c for c in chunks if c.index % shard_count == shard_index]
+    todo = [c for c in mine if c.stem not in markers]
+    bar = _Progress(sum(len(c.items) for c in todo), progress)
+    try:
+        jobs = [ChunkJob(str(out_path), fmt, spec, max_side, strict, c) for c in todo]
+        for marker in _run_jobs(jobs, workers, bar):
+            markers[f"{marker['split']}-{marker['chunk']:05d}"] = marker
+    finally:
+        bar.close()
+
+    if all(c.stem in markers for c in chunks):
+        return _finalize(out_path, fmt, spec, chunks, markers, skipped, settings, extra, workers)
+    # Only part of the chunks exist (other --shard slices still to come): a manifest for this slice.
+    own = [markers[c.stem] for c in mine]
+    partial_splits = {
+        s: {"count": sum(m["entry"]["count"] for m in own if m["split"] == s),
+            "files": [{k: m["entry"][k] for k in ("name", "sha256", "count")} for m in own
+                      if m["split"] == s and m["entry"]["count"]]}
+        for s in splits
+    }
+    rejects = [r for m in own for r in m["rejects"]]
+    manifest = build_manifest(settings, partial_splits, own, len(rejects),
+                              {**extra, "shard": [shard_index, shard_count], "complete": False,
+                               "missing_chunks": [c.stem for c in chunks if c.stem not in markers]})
+    write_atomic(out_path / shard_manifest_name(shard_index, shard_count), _dump(manifest))
+    return manifest
+
+
+def convert_command(src: str, out: str, fmt: str, split: str = "all", generators: str | None = None,
+                    store: str = "original", max_side: int | None = None, workers: int = 1,
+                    shard: tuple[int, int] = (0, 1), strict: bool = False, progress: bool = True) -> int:
+    """CLI entry: convert, then one summary line per split on stdout."""
+    manifest = convert(src, out, fmt=fmt, split=split, generators=generators, store=store, max_side=max_side,
+                       workers=workers, shard=shard, strict=strict, progress=progress)
+    for name, info in manifest["splits"].items():
+        sys.stdout.write(f"{name}: {info['count']} samples in {len(info['files'])} file(s)\n")
+    sys.stdout.write(f"rejects: {manifest['rejects']}\n")
+    if manifest.get("complete") is False:
+        sys.stdout.write(f"slice {shard[0]}/{shard[1]} done; {len(manifest['missing_chunks'])} chunk(s) from "
+                         f"other slices missing: {shard_manifest_name(*shard)} written\n")
+    else:
+        sys.stdout.write(f"wrote {os.path.join(out, MANIFEST)}\n")
+    return 0

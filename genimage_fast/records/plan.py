@@ -1,0 +1,131 @@
+"""Planning a convert: which samples, in which chunks, with which match-real qualities."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genimage_fast.errors import GenImageError
+from genimage_fast.generators import BY_NAME, GENERATORS
+from genimage_fast.records.formats import chunk_stem
+from genimage_fast.records.quality import estimate_jpeg_quality
+
+SPLITS = ("train", "val")
+DEFAULT_SHARD_SIZE = 1000  # samples per chunk/shard: ~0.1-1.5 GB of GenImage images
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input to convert: its key (position in the split's sorted source list) and labels."""
+
+    key: int
+    path: str
+    relpath: str
+    label: int
+    generator: int
+    class_id: int
+    drawn_quality: int | None = None  # match-real: the JPEG quality this fake will get
+
+
+@dataclass(frozen=True)
+class Chunk:
+    split: str
+    index: int
+    items: tuple[Item, ...]
+    fingerprint: str  # identifies the work: the settings and the chunk's inputs
+
+    @property
+    def stem(self) -> str:
+        return chunk_stem(self.split, self.index)
+
+
+def parse_generator_ids(generators: Sequence[str | int] | str | None) -> list[int] | None:
+    """Names, ids or a comma-separated string -> sorted ids; None means all."""
+    if generators is None or generators == "" or generators == []:
+        return None
+    if isinstance(generators, str):
+        generators = [g.strip() for g in generators.split(",") if g.strip()]
+    ids = set()
+    for g in generators:
+        if isinstance(g, int) or (isinstance(g, str) and g.lstrip("-").isdigit()):
+            gid = int(g)
+            if not -1 <= gid < len(GENERATORS):
+                raise GenImageError(f"unknown generator id {gid}; ids are -1..{len(GENERATORS) - 1}")
+            ids.add(gid)
+        elif g in BY_NAME:
+            ids.add(BY_NAME[g].id)
+        else:
+            from genimage_fast.generators import parse_generators
+
+            parse_generators(g)  # raises the standard unknown-generator error
+    return sorted(ids)
+
+
+def select_splits(split: str) -> tuple[str, ...]:
+    if split == "all":
+        return SPLITS
+    if split not in SPLITS:
+        raise GenImageError(f"unknown split {split!r}; choose from: train, val, all")
+    return (split,)
+
+
+def fingerprint(settings: dict[str, Any], items: Sequence[Item]) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for item in items:
+        digest.update(f"{item.key}\0{item.relpath}\0{item.label}\0{item.generator}\0{item.class_id}"
+                      f"\0{item.drawn_quality}\n".encode())
+    return digest.hexdigest()
+
+
+def real_quality(path: str) -> int:
+    """The estimated quality of a real image (-1 for unreadable or non-JPEG files)."""
+    try:
+        with open(path, "rb") as fh:
+            return estimate_jpeg_quality(fh.read())
+    except OSError:
+        return -1
+
+
+def quality_distribution(qualities: Sequence[int]) -> dict[int, int]:
+    """{quality: count} over the reals that are JPEGs."""
+    return dict(sorted(Counter(q for q in qualities if q > 0).items()))
+
+
+def draw_quality(relpath: str, distribution: dict[int, int]) -> int:
+    """A quality drawn from the distribution, seeded by the relative path (same on every machine)."""
+    total = sum(distribution.values())
+    ticket = int.from_bytes(hashlib.sha256(relpath.encode()).digest()[:8], "big") % total
+    for quality, count in distribution.items():
+        if ticket < count:
+            return quality
+        ticket -= count
+    raise AssertionError("unreachable: ticket < total")
+
+
+def make_chunks(split: str, items: Sequence[Item], shard_size: int, settings: dict[str, Any]) -> list[Chunk]:
+    """Contiguous slices of the split's sorted list; names follow from (split, index)."""
+    chunks = []
+    for index, start in enumerate(range(0, len(items), shard_size)):
+        part = tuple(items[start:start + shard_size])
+        chunks.append(Chunk(split, index, part, fingerprint(settings, part)))
+    return chunks
+
+
+def load_cached(path: Path, key: str) -> Any:
+    """A cached JSON value when its key matches, else None."""
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return cached.get("value") if cached.get("key") == key else None
+
+
+def store_cached(path: Path, key: str, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "value": value}))
+    tmp.replace(path)
