@@ -88,6 +88,8 @@ def degraded_table(runs: Sequence[RunResult], train_key: str = "sdv14",
     """Table 5: rows = method, columns = degradation specs; Avg only when every column is filled."""
     specs = list(specs) if specs is not None else degraded_specs(runs)
     table: Table = {}
+    if not specs:
+        return table
     for run in runs:
         if run.train_key != train_key:
             continue
