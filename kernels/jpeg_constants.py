@@ -1,0 +1,82 @@
+"""libjpeg's constants for the JPEG round trip, shared by the torch reference and the Triton kernel.
+
+Everything here mirrors libjpeg-turbo (jcparam.c, jccolor.c, jdcolor.c) so that a simulated round
+trip lands on the same integers PIL gets from `Image.save(..., quality=q)` + reopen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Annex K tables in natural (row-major) order, as libjpeg's std_luminance/chrominance_quant_tbl.
+STD_LUMA_TABLE: tuple[int, ...] = (
+    16, 11, 10, 16, 24, 40, 51, 61,
+    12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77,
+    24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+)
+STD_CHROMA_TABLE: tuple[int, ...] = (
+    17, 18, 24, 47, 99, 99, 99, 99,
+    18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99,
+)
+
+# Fixed-point colour conversion (SCALEBITS = 16), FIX(x) = round(x * 2^16) as in jccolor.c/jdcolor.c.
+SCALEBITS = 16
+ONE_HALF = 1 << (SCALEBITS - 1)
+CBCR_OFFSET = 128 << SCALEBITS
+
+
+def fix(x: float) -> int:
+    return int(x * (1 << SCALEBITS) + 0.5)
+
+
+# Encoder (RGB -> YCbCr): Y, Cb, Cr rows of (R, G, B) weights.
+Y_R, Y_G, Y_B = fix(0.29900), fix(0.58700), fix(0.11400)
+CB_R, CB_G, CB_B = -fix(0.16874), -fix(0.33126), fix(0.5)
+CR_R, CR_G, CR_B = fix(0.5), -fix(0.41869), -fix(0.08131)
+# Decoder (YCbCr -> RGB).
+R_CR = fix(1.40200)
+G_CB = -fix(0.34414)
+G_CR = -fix(0.71414)
+B_CB = fix(1.77200)
+
+QUALITY_MIN, QUALITY_MAX = 1, 100
+
+
+def quality_scale(quality: torch.Tensor) -> torch.Tensor:
+    """libjpeg's jpeg_quality_scaling: q < 50 -> 5000 // q, else 200 - 2q (int tensor in, int out)."""
+    q = quality.clamp(QUALITY_MIN, QUALITY_MAX).to(torch.int32)
+    return torch.where(q < 50, 5000 // q, 200 - 2 * q)
+
+
+def base_tables(device: torch.device | str = "cpu") -> torch.Tensor:
+    """The two standard tables as int32 [2, 64] (luma, chroma)."""
+    return torch.tensor([STD_LUMA_TABLE, STD_CHROMA_TABLE], dtype=torch.int32, device=device)
+
+
+def quant_tables(quality: torch.Tensor) -> torch.Tensor:
+    """int32 [N, 2, 64]: jpeg_set_quality(q, force_baseline=TRUE) tables for each sample's quality."""
+    scale = quality_scale(quality).view(-1, 1, 1)
+    table = (base_tables(quality.device) * scale + 50) // 100
+    return table.clamp(1, 255)
+
+
+def dct_matrix(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The orthonormal 8-point DCT-II matrix C[u, x] (JPEG's DCT is C @ block @ C.T)."""
+    rows = []
+    for u in range(8):
+        scale = math.sqrt(1 / 8) if u == 0 else math.sqrt(2 / 8)
+        rows.append([scale * math.cos((2 * x + 1) * u * math.pi / 16) for x in range(8)])
+    return torch.tensor(rows, dtype=torch.float64, device=device).to(dtype)
