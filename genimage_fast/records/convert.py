@@ -100,7 +100,8 @@ def plan_chunks(src: Path, out: Path, fmt: str, splits: Sequence[str], generator
             for split, items in items_by_split.items()
         }
     chunks = [chunk for split in splits for chunk in make_chunks(split, items_by_split[split], shard_size, settings)]
-    skipped = [{"path": s.path, "reason": f"scan: {s.reason}"} for s in scan.skipped]
+    # Files the scan did not take (hidden, system, non-image names) are not inputs, so not rejects.
+    skipped = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
     return chunks, skipped, distributions
 
 
@@ -150,8 +151,7 @@ def _run_jobs(jobs: list[ChunkJob], workers: int, progress: _Progress) -> list[d
 
 
 def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], markers: dict[str, dict[str, Any]],
-              skipped: list[dict[str, str]], settings: dict[str, Any], extra: dict[str, Any],
-              workers: int) -> dict[str, Any]:
+              settings: dict[str, Any], extra: dict[str, Any], workers: int) -> dict[str, Any]:
     """All chunks are done: build the splits' final files, rejects.jsonl and manifest.json."""
     fmt = RECORD_FORMATS.get(fmt_name)
     ordered = [markers[c.stem] for c in chunks]
@@ -159,7 +159,7 @@ def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], ma
     for split in dict.fromkeys(c.split for c in chunks):
         entries = [m["entry"] for m in ordered if m["split"] == split]
         splits[split] = fmt.finalize_split(out, split, entries, spec, workers)
-    rejects = skipped + [r for m in ordered for r in m["rejects"]]
+    rejects = [r for m in ordered for r in m["rejects"]]
     write_rejects(out, rejects)
     manifest = build_manifest(settings, splits, ordered, len(rejects), extra)
     write_atomic(out / MANIFEST, _dump(manifest))
@@ -211,8 +211,8 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     run_key = hashlib.sha256(json.dumps([c.fingerprint for c in chunks] + [skipped]).encode()).hexdigest()
     if (finished := _finished(out_path, run_key)) is not None:
         return finished
-    extra = {"source": str(src_path), "splits_requested": list(splits), "generators": generator_ids,
-             "shard_size": shard_size, "run_key": run_key}
+    extra = {"source": str(src_path), "generators": generator_ids, "shard_size": shard_size,
+             "scan_skipped": len(skipped), "run_key": run_key}
     if distributions:
         extra["quality_distribution"] = {s: {str(q): n for q, n in d.items()} for s, d in distributions.items()}
 
@@ -228,7 +228,7 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
         bar.close()
 
     if all(c.stem in markers for c in chunks):
-        return _finalize(out_path, fmt, spec, chunks, markers, skipped, settings, extra, workers)
+        return _finalize(out_path, fmt, spec, chunks, markers, settings, extra, workers)
     # Only part of the chunks exist (other --shard slices still to come): a manifest for this slice.
     own = [markers[c.stem] for c in mine]
     partial_splits = {
