@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from genimage_fast.kernels.jpeg_triton import interpreting
+from genimage_fast.kernels.runtime import interpreting, next_pow2
 
 STORE_FLOAT: tl.constexpr = tl.constexpr(0)  # keep the float sum (first pass of float mode)
 STORE_TRUNCATE: tl.constexpr = tl.constexpr(1)  # floor to uint8 (scipy writing into uint8)
@@ -66,10 +66,6 @@ def blur_pass_kernel(src_ptr, dst_ptr, weight_ptr, radius_ptr, C, H, W, weight_s
     tl.store(dst_ptr + base + rows * W + cols, out, mask=mask)
 
 
-def _next_pow2(value: int) -> int:
-    return 1 << max(0, (value - 1).bit_length())
-
-
 def gaussian_blur_triton(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor,
                          truncate_uint8: bool = False, block: tuple[int, int] | None = None) -> torch.Tensor:
     """uint8 [N,C,H,W] -> uint8, per-sample weights [N, R+1] (float64) and radii [N] (int32).
@@ -82,7 +78,7 @@ def gaussian_blur_triton(x: torch.Tensor, weights: torch.Tensor, radii: torch.Te
     if x.numel() == 0:
         return out
     if block is None:
-        block = (_next_pow2(h), _next_pow2(w)) if interpreting() else (8, 64)
+        block = (next_pow2(h), next_pow2(w)) if interpreting() else (8, 64)
     exact = bool(truncate_uint8)
     weights = weights.to(device=x.device, dtype=torch.float64 if exact else torch.float32).contiguous()
     radii = radii.to(device=x.device, dtype=torch.int32).contiguous()
@@ -92,7 +88,7 @@ def gaussian_blur_triton(x: torch.Tensor, weights: torch.Tensor, radii: torch.Te
     # enable_fp_fusion=False: no FMA contraction, so float64 sums round exactly as scipy's do.
     for axis, src, dst, store in ((0, x, mid, first), (1, mid, out, last)):
         blur_pass_kernel[grid](src, dst, weights, radii, c, h, w, weights.stride(0), AXIS=axis,
-                               STORE=store, EXACT=exact, BLOCK_C=_next_pow2(c), BLOCK_H=block[0],
+                               STORE=store, EXACT=exact, BLOCK_C=next_pow2(c), BLOCK_H=block[0],
                                BLOCK_W=block[1],
                                enable_fp_fusion=False)
     return out

@@ -10,12 +10,11 @@ Per-sample quality comes from a tensor; quality 0 copies the sample through.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
 from genimage_fast.kernels import jpeg_constants as K
+from genimage_fast.kernels.runtime import interpreting, next_pow2
 
 # libjpeg's fixed-point colour constants as compile-time values for the kernel.
 _Y_R, _Y_G, _Y_B = tl.constexpr(K.Y_R), tl.constexpr(K.Y_G), tl.constexpr(K.Y_B)
@@ -157,15 +156,6 @@ def jpeg_round_trip_kernel(x_ptr, out_ptr, quality_ptr, table_ptr, dct_ptr, H, W
     tl.store(out_ptr + 2 * HW + out_offs, b_out.to(tl.uint8), mask=mask)
 
 
-def _next_pow2(value: int) -> int:
-    return 1 << max(0, (value - 1).bit_length())
-
-
-def interpreting() -> bool:
-    """True when Triton runs kernels on the CPU (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def jpeg_round_trip_triton(x: torch.Tensor, quality: torch.Tensor, tile: int | None = None) -> torch.Tensor:
     """uint8 [N,3,H,W] -> uint8 [N,3,H,W]; quality int [N] on x's device (0 = copy the sample).
 
@@ -179,10 +169,10 @@ def jpeg_round_trip_triton(x: torch.Tensor, quality: torch.Tensor, tile: int | N
     if n == 0:
         return out
     if tile is None:
-        tile = _next_pow2(max(h, w, 16)) if interpreting() else 32
+        tile = next_pow2(max(h, w, 16)) if interpreting() else 32
     if tile < 16 or tile & (tile - 1):
         raise ValueError(f"tile must be a power of two >= 16, got {tile}")
-    ct = _next_pow2(tile // 2 + 16)
+    ct = next_pow2(tile // 2 + 16)
     quality = quality.to(device=x.device, dtype=torch.int32).contiguous()
     tables = K.base_tables(x.device)
     dct = K.dct_matrix(torch.float32, x.device)
