@@ -73,6 +73,16 @@ def _cases(x: np.ndarray) -> list[tuple[str, Callable[[], Any], Callable[[], Any
     ]
 
 
+def _measure(name: str, fn: Callable[[], Any], n: int, iters: int, baseline: bool = False,
+             sync: Callable[[], None] | None = None) -> Measurement:
+    """Median of `iters` single timed calls after one warm-up (which also JIT-compiles): the CPU
+    box is shared, and the median keeps another process's burst out of the figure."""
+    time_call(fn, n, 0, warmup=1, sync=sync)
+    seconds = sorted(time_call(fn, n, 1, warmup=0, sync=sync)[1] for _ in range(iters))
+    return Measurement(name, n, seconds[len(seconds) // 2], baseline=baseline,
+                       extra={"iters": iters, "seconds_each": seconds})
+
+
 def _cuda_cases(x: np.ndarray) -> list[tuple[str, Callable[[], Any]]]:
     gpu = torch.from_numpy(x).cuda()
     accumulator = SpectrumAccumulator()
@@ -100,16 +110,17 @@ def run_spectral_bench(n: int = 64, size: int = 256, iters: int = 3, device: str
     for feature, fast, plain in _cases(x):
         fast_name = "scipy-rfft2" if feature == "fft" else "numba"
         plain_name = "numpy-fft2" if feature == "fft" else "numpy"
-        rows.append(Measurement(f"{feature}/{fast_name}", *time_call(fast, n, iters)))
-        rows.append(Measurement(f"{feature}/{plain_name}", *time_call(plain, n, iters), baseline=True))
+        rows.append(_measure(f"{feature}/{fast_name}", fast, n, iters))
+        rows.append(_measure(f"{feature}/{plain_name}", plain, n, iters, baseline=True))
     if device == "cuda":
         for feature, call in _cuda_cases(x):
-            rows.append(Measurement(f"{feature}/torch-cuda", *time_call(call, n, iters, sync=torch.cuda.synchronize)))
+            rows.append(_measure(f"{feature}/torch-cuda", call, n, iters, sync=torch.cuda.synchronize))
     for kind, baseline in (("numba", False), ("numpy", True)):
         picked = [m for m in rows if m.name in {f"{f}/{kind}" for f in NON_FFT}]
-        rows.append(Measurement(f"non-fft total/{kind}", n * iters, sum(m.seconds for m in picked),
+        rows.append(Measurement(f"non-fft total/{kind}", n, sum(m.seconds for m in picked),
                                 baseline=baseline, extra={"features": list(NON_FFT)}))
-    settings = {"n": n, "size": size, "iters": iters, "device": device, "channels": 3,
+    settings = {"n": n, "size": size, "iters": iters, "timing": "median of iters calls", "device": device,
+                "channels": 3,
                 "numba_threads": _numba_threads(), "input": "uint8 smooth random fields + noise"}
     return report("spectral features: numba vs numpy", rows, json_path, settings, group=lambda m: m.name.split("/")[0])
 
