@@ -395,6 +395,7 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
     from genimage_fast.loaders import build_loader
     from genimage_fast.records import open_records
 
+    resolve_checkpoint(run)  # a missing run is reported before anything else
     specs = parse_specs(degrade)
     dev = _device(device)
     loaded = load_run(run, dev)
