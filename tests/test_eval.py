@@ -168,6 +168,7 @@ def test_lowres_comes_back_to_model_size() -> None:
     assert (out[1] == 77).all()  # a flat image survives down- and up-sampling
     assert not torch.equal(out[0], x[0])
     assert degrade_batch(x, "none", 32) is x
+    assert degrade_batch(x, "lr:32", 32) is x and degrade_batch(x, "lr:64", 32) is x  # no bottleneck below 32
 
 
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

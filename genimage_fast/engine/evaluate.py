@@ -6,6 +6,8 @@ and scored under every degradation spec. Degradations act on the loaded crop, th
 brought back to the model's size:
 - `lr:S`: the crop is resized to S×S (antialiased bilinear) and back to image_size (bilinear); the
   paper downsized the test image and let the detector's transform enlarge it, equivalent up to the crop.
+  When S >= image_size the crop passes unchanged (the paper's transform would shrink it to the model's
+  size anyway), so e.g. at a 64-pixel model `lr:112` and `lr:64` equal `none`.
 - `jpeg:Q`, `blur:SIGMA`: applied to the crop. Note that JPEG's 8×8 blocks are therefore aligned to
   the crop, whereas in the paper compression preceded the detector's resize.
 
@@ -119,10 +121,16 @@ def parse_specs(specs: str | Iterable[str]) -> list[str]:
 
 
 def degrade_batch(images: torch.Tensor, spec: str, image_size: int, backend: str = "auto") -> torch.Tensor:
-    """uint8 [N,3,H,W] crops -> degraded uint8 at image_size (lr:S comes back up to the model's size)."""
+    """uint8 [N,3,H,W] crops -> degraded uint8 at image_size (lr:S comes back up to the model's size).
+
+    lr:S with S >= image_size is the identity: the paper's eval transform would bring an S×S image
+    down to the model's size anyway, so such a bottleneck removes nothing the model sees (resampling
+    up and back down would only add interpolation blur).
+    """
     from genimage_fast import degrade
 
-    if spec == "none":
+    name, value = degrade.parse_spec(spec)
+    if spec == "none" or (name == "lr" and value >= image_size):
         return images
     out = degrade.apply(images, spec, backend=backend)
     if out.shape[-2:] != (image_size, image_size):
@@ -326,7 +334,8 @@ def results_markdown(results: dict[str, Any]) -> str:
     if degraded:
         train_gens = results.get("train_generators") or []
         values = [training_subset_accuracy(results["accuracy"][s], train_gens) for s in degraded]
-        subset = ", ".join(train_gens) if train_gens else "all subsets (mean)"
+        titles = {g.name: g.title for g in GENERATORS}
+        subset = ", ".join(titles.get(g, g) for g in train_gens) if train_gens else "all subsets, mean"
         parts.append(f"\n## Degraded images (Table 5 layout): accuracy (%) on the training subset ({subset})\n\n"
                      + markdown_table(["Method", *(spec_title(s) for s in degraded), "Avg Acc(%)"],
                                       [[method, *(format_percent(v) for v in values), format_percent(_mean(values))]]))
