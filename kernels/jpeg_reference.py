@@ -13,8 +13,19 @@ import torch
 from genimage_fast.kernels import jpeg_constants as K
 
 
-def _clamped(n: int, limit: int, device: torch.device) -> torch.Tensor:
-    return torch.arange(n, device=device).clamp(max=limit - 1)
+def _replicate_to(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Repeat the last row / column of [..., H, W] out to height x width (libjpeg's edge expansion)."""
+    h, w = t.shape[-2:]
+    if height > h:
+        t = torch.cat([t, t[..., -1:, :].expand(*t.shape[:-2], height - h, w)], dim=-2)
+    if width > w:
+        t = torch.cat([t, t[..., -1:].expand(*t.shape[:-1], width - w)], dim=-1)
+    return t
+
+
+def _interleave(even: torch.Tensor, odd: torch.Tensor, dim: int) -> torch.Tensor:
+    """Alternate even/odd slices along dim (doubling its size)."""
+    return torch.stack([even, odd], dim=dim + 1).flatten(dim, dim + 1)
 
 
 def rgb_to_ycc(r: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -46,18 +57,15 @@ def _block_round_trip(plane: torch.Tensor, table: torch.Tensor, dct: torch.Tenso
 
 
 def _fancy_upsample(c: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """jdsample.c h2v2_fancy_upsample of the real chroma samples c [N, Hc, Wc] -> [N, height, width]."""
-    hc, wc = c.shape[1], c.shape[2]
-    dev = c.device
-    y = torch.arange(height, device=dev)
-    near_r = y // 2
-    far_r = torch.where(y % 2 == 0, near_r - 1, near_r + 1).clamp(0, hc - 1)
-    colsum = 3 * c[:, near_r] + c[:, far_r]  # [N, height, Wc]
-    x = torch.arange(width, device=dev)
-    near_c = x // 2
-    far_c = torch.where(x % 2 == 0, near_c - 1, near_c + 1).clamp(0, wc - 1)
-    bias = torch.where(x % 2 == 0, 8, 7)
-    return (3 * colsum[:, :, near_c] + colsum[:, :, far_c] + bias) >> 4
+    """jdsample.c h2v2_fancy_upsample of the real chroma samples c [N, Hc, Wc] -> [N, height, width]:
+    3 x nearer + 1 x farther sample (edges repeat), rows then columns, then (+8 | +7) >> 4."""
+    prev_r = torch.cat([c[:, :1], c[:, :-1]], dim=1)
+    next_r = torch.cat([c[:, 1:], c[:, -1:]], dim=1)
+    colsum = _interleave(3 * c + prev_r, 3 * c + next_r, dim=1)[:, :height]
+    prev_c = torch.cat([colsum[:, :, :1], colsum[:, :, :-1]], dim=2)
+    next_c = torch.cat([colsum[:, :, 1:], colsum[:, :, -1:]], dim=2)
+    out = _interleave((3 * colsum + prev_c + 8) >> 4, (3 * colsum + next_c + 7) >> 4, dim=2)
+    return out[:, :, :width]
 
 
 def jpeg_round_trip_reference(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
@@ -66,28 +74,18 @@ def jpeg_round_trip_reference(x: torch.Tensor, quality: torch.Tensor) -> torch.T
     dev = x.device
     h16, w16 = -(-h // 16) * 16, -(-w // 16) * 16
     hc, wc = -(-h // 2), -(-w // 2)
-    img = x.to(torch.int32)
+    # Edge-replicate to whole MCUs (jcsample expand_right_edge, jcprepct expand_bottom_edge).
+    img = _replicate_to(x.to(torch.int32), h16, w16)
+    luma, cb, cr = rgb_to_ycc(img[:, 0], img[:, 1], img[:, 2])
 
-    # Luma: edge-replicate to whole MCUs (jcsample expand_right_edge / jcprepct expand_bottom_edge).
-    rows, cols = _clamped(h16, h, dev), _clamped(w16, w, dev)
-    rgb = img[:, :, rows][:, :, :, cols]
-    luma, _, _ = rgb_to_ycc(rgb[:, 0], rgb[:, 1], rgb[:, 2])
-
-    # Chroma: libjpeg pads full-res rows to even, downsamples, then repeats the last chroma row;
-    # columns are replicated at full resolution before downsampling.
-    crow = torch.arange(h16 // 2, device=dev).clamp(max=hc - 1)
-    ccol = torch.arange(w16 // 2, device=dev)
-    sums = [torch.zeros(n, h16 // 2, w16 // 2, dtype=torch.int32, device=dev) for _ in range(2)]
-    for dy in (0, 1):
-        r = (2 * crow + dy).clamp(max=h - 1)
-        for dx in (0, 1):
-            c = (2 * ccol + dx).clamp(max=w - 1)
-            px = img[:, :, r][:, :, :, c]
-            _, cb, cr = rgb_to_ycc(px[:, 0], px[:, 1], px[:, 2])
-            sums[0] += cb
-            sums[1] += cr
-    bias = torch.where(ccol % 2 == 0, 1, 2).to(torch.int32)  # jcsample h2v2_downsample
-    cb_ds, cr_ds = ((s + bias) >> 2 for s in sums)
+    # Chroma: 2x2 sums of full-res rows padded to even only, with jcsample h2v2_downsample's
+    # alternating 1/2 bias; then libjpeg repeats the last chroma row down to the MCU boundary.
+    bias = torch.tensor([1, 2], dtype=torch.int32, device=dev).repeat(w16 // 4)
+    chroma = []
+    for plane in (cb, cr):
+        sums = plane[:, : 2 * hc].reshape(n, hc, 2, w16 // 2, 2).sum(dim=(2, 4), dtype=torch.int32)
+        chroma.append(_replicate_to((sums + bias) >> 2, h16 // 2, w16 // 2))
+    cb_ds, cr_ds = chroma
 
     tables = K.quant_tables(quality)
     dct = K.dct_matrix(torch.float32, dev)
