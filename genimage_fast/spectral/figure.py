@@ -20,10 +20,11 @@ import numpy as np
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import BY_NAME
 from genimage_fast.spectral.accumulate import SpectrumAccumulator
-from genimage_fast.spectral.analysis import periodic_peak_score
+from genimage_fast.spectral.analysis import periodic_frequencies, periodic_peak_score
 from genimage_fast.spectral.features import radial_frequencies, radial_profile
 from genimage_fast.spectral.inputs import REAL, collect_groups, group_batches
 
+PEAK_MARK = 5.0  # circle the period-2 bins of a panel whose grid peak score exceeds this
 # Line colours of the radial profiles: the GAN in red, diffusion models in the other tab10 hues.
 PROFILE_COLOURS = {
     REAL: "black", "midjourney": "tab:blue", "sdv14": "tab:orange", "sdv15": "tab:green", "adm": "tab:purple",
@@ -131,6 +132,10 @@ def plot_spectra(results: list[GroupSpectrum], path: Path) -> None:
                           interpolation="nearest")
         ax.set_title(result.title, fontsize=10, fontweight="bold")
         ax.text(0.03, 0.04, f"n={result.count}", transform=ax.transAxes, fontsize=7, color="white")
+        ax.text(0.97, 0.04, f"grid {result.peak_score:.1f}x", transform=ax.transAxes, fontsize=7, color="white",
+                ha="right")
+        if result.peak_score > PEAK_MARK:
+            _mark_grid(ax, *result.spectrum.shape[-2:])
         ax.set_xticks([-0.5, 0, 0.5])
         ax.set_yticks([-0.5, 0, 0.5])
         ax.tick_params(labelsize=7, length=2)
@@ -157,6 +162,18 @@ def plot_spectra(results: list[GroupSpectrum], path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _mark_grid(ax, height: int, width: int) -> None:  # noqa: ANN001 - a matplotlib Axes
+    """Circle the period-2 frequencies (on both edges for the Nyquist ones, as the panel repeats them)."""
+    points = set()
+    for u, v in periodic_frequencies(height, width, 2):
+        fy, fx = np.fft.fftfreq(height)[u], np.fft.fftfreq(width)[v]
+        for y in {fy, -fy}:
+            for x in {fx, -fx}:
+                points.add((x, y))
+    xs, ys = zip(*sorted(points), strict=True)
+    ax.scatter(xs, ys, s=70, facecolors="none", edgecolors="red", linewidths=1.2, clip_on=False, zorder=3)
 
 
 def _plot_profiles(ax, results: list[GroupSpectrum]) -> None:  # noqa: ANN001 - a matplotlib Axes
