@@ -284,3 +284,14 @@ def test_bad_arguments(tree, tmp_path):
         convert(tmp_path / "missing", tmp_path / "y", fmt="dali")
     with pytest.raises(GenImageError, match="manifest"):
         open_records(tmp_path)
+
+
+def test_worker_pool_gives_identical_files(tree, tmp_path):
+    root, _ = tree
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    convert(root, one, fmt="dali", store="match-real", progress=False, shard_size=5)
+    convert(root, two, fmt="dali", store="match-real", progress=False, shard_size=5, workers=2)
+    assert _digests(one) == _digests(two)
+    with pytest.raises(GenImageError, match="strict"):
+        convert(root, tmp_path / "three", fmt="dali", strict=True, progress=False, shard_size=5, workers=2)

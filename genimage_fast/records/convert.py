@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,10 @@ from genimage_fast.records.plan import (
     store_cached,
 )
 from genimage_fast.records.store import StoreSpec, get_store, parse_store
-from genimage_fast.records.worker import ChunkJob, StrictFailure, read_marker, run_chunk
+from genimage_fast.records.worker import ChunkJob, StrictFailure, convert_items, finish_chunk, read_marker, run_chunk
+
+ITEM_BATCH = 16  # items per pool task: big enough to amortise pickling, small enough to balance
+IN_FLIGHT = 3  # chunks queued in the pool at once
 
 
 def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
@@ -125,27 +130,42 @@ class _Progress:
 
 
 def _run_jobs(jobs: list[ChunkJob], workers: int, progress: _Progress) -> list[dict[str, Any]]:
-    """Run chunk jobs in-process (workers=1) or in a process pool; StrictFailure -> GenImageError."""
+    """Convert chunks; StrictFailure -> GenImageError.
+
+    With workers > 1 the pool converts batches of items (so small or uneven chunks still use every
+    worker) while this process writes each chunk, in order, as soon as its batches are back; at most
+    IN_FLIGHT chunks are queued so memory stays bounded.
+    """
     markers: list[dict[str, Any]] = []
     try:
-        if workers <= 1 or len(jobs) <= 1:
+        if workers <= 1:
             for job in jobs:
                 markers.append(run_chunk(job, on_sample=progress.update))
             return markers
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            pending = {pool.submit(run_chunk, job): job for job in jobs}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = pending.pop(future)
+            queue: deque[tuple[ChunkJob, list[Future]]] = deque()
+            pending = iter(jobs)
+            while True:
+                while len(queue) < IN_FLIGHT and (job := next(pending, None)) is not None:
+                    items = job.chunk.items
+                    light = replace(job, chunk=replace(job.chunk, items=()))  # items travel per batch
+                    batches = [items[i:i + ITEM_BATCH] for i in range(0, len(items), ITEM_BATCH)]
+                    queue.append((job, [pool.submit(convert_items, light, batch) for batch in batches]))
+                if not queue:
+                    return markers
+                job, futures = queue.popleft()
+                results = []
+                for future in futures:
                     try:
-                        markers.append(future.result())
+                        part = future.result()
                     except StrictFailure:
-                        for other in pending:
-                            other.cancel()
+                        for _, later in queue:
+                            for other in later:
+                                other.cancel()
                         raise
-                    progress.update(len(job.chunk.items))
-        return markers
+                    results.extend(part)
+                    progress.update(len(part))
+                markers.append(finish_chunk(job, results))
     except StrictFailure as exc:
         raise GenImageError(f"--strict: unreadable input {exc}") from None
 

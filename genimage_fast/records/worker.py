@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,22 +68,32 @@ def convert_item(item: Item, split: str, job: ChunkJob, staged: StoreSpec) -> Re
     return Record(item.key, kind, payload, meta)
 
 
-def run_chunk(job: ChunkJob, on_sample: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Convert a chunk, write its file(s) atomically, then its done-marker; return the marker."""
-    out = Path(job.out)
-    fmt = RECORD_FORMATS.get(job.fmt)
-    staged = fmt.staged_store(job.store)
-    records, rejects = [], []
-    for item in job.chunk.items:
+Converted = Record | dict[str, str]  # a record, or a reject {"path", "reason"}
+
+
+def convert_items(job: ChunkJob, items: Sequence[Item],
+                  on_sample: Callable[[], None] | None = None) -> list[Converted]:
+    """Convert some of a chunk's items (in a worker); StrictFailure on a bad one under --strict."""
+    staged = RECORD_FORMATS.get(job.fmt).staged_store(job.store)
+    results: list[Converted] = []
+    for item in items:
         try:
-            records.append(convert_item(item, job.chunk.split, job, staged))
+            results.append(convert_item(item, job.chunk.split, job, staged))
         except UnreadableImage as exc:
             if job.strict:
                 raise StrictFailure(f"{item.relpath}: {exc}") from None
-            rejects.append({"path": item.relpath, "reason": str(exc)})
+            results.append({"path": item.relpath, "reason": str(exc)})
         if on_sample:
             on_sample()
-    entry = fmt.write_chunk(out, job.chunk.split, job.chunk.index, records)
+    return results
+
+
+def finish_chunk(job: ChunkJob, results: Sequence[Converted]) -> dict[str, Any]:
+    """Write a chunk's file(s) atomically, then its done-marker; return the marker."""
+    out = Path(job.out)
+    records = [r for r in results if isinstance(r, Record)]
+    rejects = [r for r in results if not isinstance(r, Record)]
+    entry = RECORD_FORMATS.get(job.fmt).write_chunk(out, job.chunk.split, job.chunk.index, records)
     counts: dict[str, dict[str, int]] = {}
     for record in records:
         row = counts.setdefault(str(record.meta["generator"]), {"real": 0, "fake": 0})
@@ -96,3 +106,8 @@ def run_chunk(job: ChunkJob, on_sample: Callable[[], None] | None = None) -> dic
     tmp.write_text(json.dumps(marker))
     tmp.replace(path)
     return marker
+
+
+def run_chunk(job: ChunkJob, on_sample: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Convert and write a whole chunk in this process."""
+    return finish_chunk(job, convert_items(job, job.chunk.items, on_sample))
