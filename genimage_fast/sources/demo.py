@@ -10,10 +10,12 @@ split, label, index), and the encoders run with fixed settings: same arguments, 
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,7 @@ OTHER_QUALITY_SHARE = 0.25
 PNG_COMPRESS_LEVEL = 1  # fast (1024^2 midjourney PNGs dominate) and deterministic
 # One odd real per tree, as in ImageNet: (generator name, mode), always train real number 0.
 ODD_REALS = {"sdv14": "L", "adm": "CMYK"}
+PARALLEL_MIN_PIXELS = 64 * 1024 * 1024  # below this much fake output, process start-up costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -129,19 +132,53 @@ def _prepare_out(out: Path) -> None:
         raise GenImageError(f"{out} already exists and is not an empty folder; remove it or choose another")
 
 
-def make_demo_data(out: str | os.PathLike, classes: int = 4, per_class: int = 8, seed: int = 0) -> Path:
-    """Write the demo tree into `out` (new or empty folder) atomically; returns its path."""
+def _write_files(root: str, seed: int, files: list[DemoFile]) -> None:
+    for f in files:
+        target = Path(root) / f.relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(render(f, seed))
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _write_parallel(root: Path, seed: int, files: list[DemoFile], workers: int) -> None:
+    """Spread the files over processes, costliest first, in interleaved chunks (one process per chunk)."""
+    ordered = sorted(files, key=lambda f: -(f.generator.size if f.label else 0))
+    chunks = [ordered[i::workers * 4] for i in range(workers * 4)]
+    # spawn, not fork: the caller may hold torch / OpenMP threads that a forked child would inherit.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for future in [pool.submit(_write_files, str(root), seed, chunk) for chunk in chunks if chunk]:
+            future.result()
+
+
+def make_demo_data(
+    out: str | os.PathLike, classes: int = 4, per_class: int = 8, seed: int = 0, workers: int | None = None
+) -> Path:
+    """Write the demo tree into `out` (new or empty folder) atomically; returns its path.
+
+    `workers`: processes to render with (default: the CPUs available, when the tree is big enough to
+    gain from it). The bytes do not depend on it.
+    """
     out_path = Path(out)
     _prepare_out(out_path)
     files = plan_demo(classes, per_class, seed)
+    if workers is None:
+        fake_pixels = sum(f.generator.size**2 for f in files if f.label)
+        workers = _available_cpus() if fake_pixels >= PARALLEL_MIN_PIXELS else 1
     out_path.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target, then rename: an interrupted run leaves no half tree at `out`.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
     try:
-        for f in files:
-            target = tmp / f.relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(render(f, seed))
+        if workers > 1:
+            _write_parallel(tmp, seed, files, workers)
+        else:
+            _write_files(str(tmp), seed, files)
         if out_path.exists():
             out_path.rmdir()  # empty (checked above)
         os.replace(tmp, out_path)
