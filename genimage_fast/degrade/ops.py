@@ -2,9 +2,10 @@
 
 Each op picks an implementation by backend name from a registry: "triton" (the kernels in
 `genimage_fast.kernels`), "torch" (their plain torch references) and "cpu" (what backend="auto"
-means on the CPU: libjpeg itself through PIL for JPEG, measured ~40x faster here than the
-vectorised reference; the vectorised torch blur). Images are uint8 [N, 3, H, W] in and out, on
-the input's device.
+means on the CPU, the fastest exact path measured on the 2-core box: libjpeg itself through PIL
+for JPEG, ~10x the vectorised reference; depthwise torch convolutions for the float blur; scipy
+itself for the uint8-truncating blur). Images are uint8 [N, 3, H, W] in and out, on the input's
+device.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def _jpeg_libjpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """PIL (libjpeg-turbo) save at quality with 4:2:0 + reopen, one image at a time; quality 0 copies."""
     from PIL import Image
 
-    out = x.clone()
-    arrays = x.permute(0, 2, 3, 1).cpu().numpy()
+    arrays = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    out = arrays.copy()
     for i, q in enumerate(quality.tolist()):
         if q <= 0:
             continue
@@ -53,8 +54,8 @@ def _jpeg_libjpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         Image.fromarray(arrays[i]).save(buf, format="JPEG", quality=int(q), subsampling="4:2:0")
         buf.seek(0)
         with Image.open(buf) as decoded:
-            out[i] = torch.from_numpy(np.array(decoded.convert("RGB"))).permute(2, 0, 1).to(x.device)
-    return out
+            out[i] = np.asarray(decoded.convert("RGB"))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(x.device)
 
 
 JPEG_IMPLS.add("torch", jpeg_round_trip_reference)
@@ -78,12 +79,13 @@ def jpeg(x: torch.Tensor, quality: int | torch.Tensor, backend: str = "auto") ->
 # ---------------------------------------------------------------------------------------------- blur
 
 
-def _blur_conv(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor, truncate_uint8: bool) -> torch.Tensor:
-    """Vectorised CPU blur: float mode as two depthwise convolutions over scipy-reflected padding.
+def _blur_cpu(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor, truncate_uint8: bool) -> torch.Tensor:
+    """CPU blur. Float mode: two depthwise convolutions over scipy-reflected padding (vectorised).
 
-    The uint8-truncating mode needs scipy's exact summation order, so it uses the reference."""
+    The uint8-truncating mode is defined by scipy's own arithmetic, so on the CPU it runs scipy
+    itself per image (bit-exact by construction, and ~10x faster here than the float64 reference)."""
     if truncate_uint8:
-        return gaussian_blur_reference(x, weights, truncate_uint8=True)
+        return _blur_scipy_uint8(x, weights, radii)
     n, c, h, w = x.shape
     radius = weights.shape[1] - 1
     if radius == 0:
@@ -98,7 +100,22 @@ def _blur_conv(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor, trun
     return torch.floor(y + 0.5).clamp_(0, 255).to(torch.uint8).view(n, c, h, w)
 
 
-BLUR_IMPLS.add("cpu", _blur_conv)
+def _blur_scipy_uint8(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
+    """scipy.ndimage.gaussian_filter(img, (s, s, 0)) on each uint8 HWC image (CNNSpot's call)."""
+    from scipy.ndimage import correlate1d
+
+    arrays = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    out = arrays.copy()
+    for i, (row, radius) in enumerate(zip(weights.tolist(), radii.tolist(), strict=True)):
+        if radius == 0:
+            continue
+        kernel = np.array(row[radius:0:-1] + row[: radius + 1], dtype=np.float64)  # symmetric, 2r+1 taps
+        for axis in (0, 1):  # gaussian_filter's order: rows, then columns, uint8 after each pass
+            correlate1d(out[i], kernel, axis=axis, output=out[i], mode="reflect")
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(x.device)
+
+
+BLUR_IMPLS.add("cpu", _blur_cpu)
 BLUR_IMPLS.add("torch", lambda x, weights, radii, truncate: gaussian_blur_reference(x, weights, truncate))
 
 
