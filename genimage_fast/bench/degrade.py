@@ -112,8 +112,9 @@ def _dali_runner(op: BenchOp, images: np.ndarray, device: torch.device) -> Calla
     else:
         samples = [np.ascontiguousarray(i) for i in images]
 
-    @pipeline_def(batch_size=len(samples), num_threads=2, device_id=device.index or 0 if on_gpu else None,
-                  prefetch_queue_depth=1)
+    device_id = (device.index or 0) if on_gpu else None  # None: a CPU-only pipeline
+
+    @pipeline_def(batch_size=len(samples), num_threads=2, device_id=device_id, prefetch_queue_depth=1)
     def pipe():
         x = fn.external_source(source=lambda: samples, batch=True, layout="HWC", dtype=types.UINT8,
                                device="gpu" if on_gpu else "cpu")
@@ -168,9 +169,14 @@ def bench_degrade_command(batch_size: int = 64, image_size: int = 224, ops: str 
         rows.append(Measurement(f"{op_name}/baseline-per-image", n, secs, baseline=True))
         for backend in names:
             if backend == "dali":
-                run = _dali_runner(op, images, dev)
+                try:
+                    run = _dali_runner(op, images, dev)
+                except Exception as exc:  # noqa: BLE001 - a DALI failure must not lose the other rows
+                    run, why = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+                else:
+                    why = "DALI not installed or no such operator"
                 if run is None:
-                    skipped.append(f"{op_name}/dali")
+                    skipped.append(f"{op_name}/dali ({why})")
                     continue
                 n, secs = time_call(run, batch_size, iters, sync=sync)
             else:

@@ -1,0 +1,42 @@
+"""`genimage-fast bench degrade` on a tiny batch: every row measured, JSON written, bad options refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genimage_fast.bench.degrade import bench_degrade_command, photo_batch
+from genimage_fast.cli import main
+from genimage_fast.errors import GenImageError
+
+
+def test_bench_degrade_writes_rows_and_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "degrade.json"
+    code = main(["bench", "degrade", "--batch-size", "2", "--image-size", "32", "--ops", "jpeg,blur,blur_u8,lowres",
+                 "--backends", "cpu,torch", "--iters", "1", "--device", "cpu", "--json", str(out)])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    names = [r["name"] for r in payload["results"]]
+    for op in ("jpeg", "blur", "blur_u8", "lowres"):
+        assert f"{op}/baseline-per-image" in names and f"{op}/cpu" in names and f"{op}/torch" in names
+    assert all(r["images"] == 2 and r["seconds"] > 0 for r in payload["results"])
+    assert all(r["ratio_to_baseline"] is not None for r in payload["results"])
+    assert payload["settings"]["image_size"] == 32
+    assert "jpeg/torch" in capsys.readouterr().out
+
+
+def test_photo_batch_is_real_and_deterministic() -> None:
+    a, b = photo_batch(3, 64), photo_batch(3, 64)
+    assert a.shape == (3, 64, 64, 3) and (a == b).all()
+    assert a.std() > 10  # photo content, not a constant
+
+
+def test_bench_degrade_rejects_bad_options() -> None:
+    with pytest.raises(GenImageError):
+        bench_degrade_command(batch_size=1, image_size=16, ops="sharpen", backends="cpu", iters=1, device="cpu")
+    with pytest.raises(GenImageError):
+        bench_degrade_command(batch_size=1, image_size=16, ops="jpeg", backends="triton", iters=1, device="cpu")
+    with pytest.raises(GenImageError):
+        bench_degrade_command(batch_size=1, image_size=16, ops="jpeg", backends="gpu", iters=1, device="cpu")
