@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.records.formats import RECORD_FORMATS, STATE_DIR
+from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR
 from genimage_fast.records.manifest import (
     MANIFEST,
     build_manifest,
@@ -188,6 +188,14 @@ def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], ma
     return manifest
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temp files an interrupted run left (never under --shard: another slice may be writing)."""
+    for folder in (out, out / STATE_DIR, out / STAGING_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob("*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
 def _dump(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2) + "\n"
 
@@ -225,6 +233,8 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     settings = {"format": fmt, "store": str(spec), "max_side": max_side, "shard_size": shard_size,
                 "source": str(src_path), "version": 1}
     (out_path / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    if shard_count == 1:
+        _remove_stale_temporaries(out_path)
 
     chunks, skipped, distributions = plan_chunks(src_path, out_path, fmt, splits, generator_ids, spec, settings,
                                                  shard_size, workers)

@@ -46,6 +46,11 @@ class RecordSplit(ABC):
     def meta(self) -> dict[str, Any]:
         """int64 arrays for META_INT_KEYS plus 'path': list[str], in record order."""
 
+    def sample_meta(self, i: int) -> dict[str, Any]:
+        """Sample i's metadata as a dict (formats with per-sample metadata read only that one)."""
+        meta, i = self.meta, self._check_index(i)
+        return {**{k: int(meta[k][i]) for k in META_INT_KEYS}, "path": meta["path"][i], "split": self.name}
+
     @abstractmethod
     def read_encoded(self, i: int) -> tuple[str, bytes | np.ndarray]:
         """(kind, payload) of sample i: 'jpeg'/'png' bytes or a 'raw' HWC uint8 array."""

@@ -18,12 +18,10 @@ def inspect(path: str | Path, limit: int = 20) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     for split in records_set.splits:
         part = records_set.split(split)
-        meta = part.meta
         take = len(part) if limit <= 0 else min(len(part), limit - len(records))
-        for i in range(take):
-            row: dict[str, Any] = {"path": meta["path"][i], "split": split}
-            row.update({k: int(meta[k][i]) for k in META_INT_KEYS})
-            records.append(row)
+        for i in range(take):  # per sample, so a small --limit reads little of a large split
+            meta = part.sample_meta(i)
+            records.append({"path": meta["path"], "split": split, **{k: int(meta[k]) for k in META_INT_KEYS}})
         if 0 < limit <= len(records):
             break
     return {"manifest": records_set.manifest, "records": records}
