@@ -1,0 +1,109 @@
+"""F3Net pieces against independent references: scipy's DCT, a numpy sliding-window LFS, the original's
+band definitions (yyk-wew/F3Net models.py), and the parameter count of the original architecture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.fft
+import timm
+import torch
+from torch import nn
+
+from genimage_fast.models import create_model
+from genimage_fast.models.common import count_parameters
+from genimage_fast.models.f3net import FADHead, LFSHead, MixBlock, dct_matrix
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def band(start: float, end: float, size: int) -> np.ndarray:
+    """The original generate_filter: 0 if i + j > end or i + j < start else 1."""
+    return np.array([[0.0 if i + j > end or i + j < start else 1.0 for j in range(size)] for i in range(size)])
+
+
+def test_dct_matrix_is_scipys_orthonormal_dct() -> None:
+    x = np.random.default_rng(0).normal(size=(7, 5))
+    np.testing.assert_allclose(dct_matrix(7).double().numpy() @ x, scipy.fft.dct(x, type=2, norm="ortho", axis=0),
+                               atol=1e-6)
+
+
+def test_fad_bands_match_scipy_dct_filtering() -> None:
+    size = 20
+    head = FADHead(size)
+    with torch.no_grad():
+        head.filters.learnable.zero_()  # 2·sigmoid(0) - 1 = 0: the filters are the base bands
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        got = head(x).numpy()
+    assert got.shape == (2, 12, size, size)
+    bands = [(0, size // 2.82), (size // 2.82, size // 2), (size // 2, size * 2), (0, size * 2)]
+    freq = scipy.fft.dctn(x.double().numpy(), norm="ortho", axes=(-2, -1))
+    for k, (lo, hi) in enumerate(bands):
+        ref = scipy.fft.idctn(freq * band(lo, hi, size), norm="ortho", axes=(-2, -1))
+        np.testing.assert_allclose(got[:, 3 * k:3 * k + 3], ref, atol=1e-4)
+    np.testing.assert_allclose(got[:, 9:12], x.numpy(), atol=1e-4)  # the all-pass band returns the image
+
+
+def lfs_reference(x: np.ndarray, window: int = 10, m_bands: int = 6) -> np.ndarray:
+    """The original LFS_Head on [N, 3, H, W] in [-1, 1] with zero learnable terms, in numpy."""
+    gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2] + 1.0) * 122.5
+    padded = np.pad(gray, ((0, 0), (4, 4), (4, 4)))
+    wins = np.lib.stride_tricks.sliding_window_view(padded, (window, window), axis=(1, 2))[:, ::2, ::2]
+    logamp = np.log10(np.abs(scipy.fft.dctn(wins, norm="ortho", axes=(-2, -1))) + 1e-15)
+    out = []
+    for i in range(m_bands):
+        f = band(window * 2.0 / m_bands * i, window * 2.0 / m_bands * (i + 1), window)
+        out.append((logamp * f / f.sum()).sum(axis=(-2, -1)))
+    return np.stack(out, axis=1)
+
+
+def test_lfs_matches_a_sliding_window_numpy_reference() -> None:
+    head = LFSHead()
+    with torch.no_grad():
+        head.filters.learnable.zero_()
+    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    with torch.no_grad():
+        got = head(x).double().numpy()
+    ref = lfs_reference(x.double().numpy())
+    assert got.shape == ref.shape == (2, 6, 12, 12)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_f3net_stream_inputs_at_299() -> None:
+    model = create_model("f3net")
+    fad, lfs = model.heads(torch.rand(1, 3, 299, 299))
+    assert fad.shape == (1, 12, 299, 299) and lfs.shape == (1, 6, 149, 149)
+    with pytest.raises(ValueError, match="299"):
+        model.heads(torch.rand(1, 3, 224, 224))
+
+
+def test_mixblock_starts_as_identity() -> None:
+    # Both gammas start at 0, so 2·sigmoid(0) - 1 = 0: the cross term is the conv bias alone, constant
+    # per channel, which training-mode BN maps to 0, so each stream passes through unchanged.
+    block = MixBlock(8).train()
+    a, b = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
+    ya, yb = block(a, b)
+    torch.testing.assert_close(ya, a)
+    torch.testing.assert_close(yb, b)
+    block.FAD_gamma.data.fill_(3.0)
+    assert not torch.allclose(block(a, b)[1], b)
+
+
+def test_f3net_parameter_count_matches_the_original_architecture() -> None:
+    # models.py (mode 'Mix'): two Xception bodies whose conv1 is replaced (12 -> 32 stride 2 for FAD,
+    # 6 -> 32 stride 1 for LFS), FAD: 4 learnable 299x299 filters, LFS: 6 learnable 10x10 filters,
+    # MixBlock(728) and MixBlock(1024), fc = Linear(4096, 1). Non-trainable bases/DCTs are not counted.
+    xception = n_params(timm.create_model("legacy_xception", pretrained=False, num_classes=0))
+    conv1_rgb = n_params(nn.Conv2d(3, 32, 3, bias=False))
+
+    def mixblock(c: int) -> int:
+        convs = 4 * n_params(nn.Conv2d(c, c, 1)) + 2 * n_params(nn.Conv2d(c, c, 1, groups=c))
+        return convs + 2 * n_params(nn.BatchNorm2d(c)) + 2  # + FAD_gamma, LFS_gamma
+
+    expected = (2 * (xception - conv1_rgb) + n_params(nn.Conv2d(12, 32, 3, bias=False))
+                + n_params(nn.Conv2d(6, 32, 3, bias=False)) + 4 * 299 * 299 + 6 * 10 * 10
+                + mixblock(728) + mixblock(1024) + n_params(nn.Linear(4096, 1)))
+    assert count_parameters(create_model("f3net")) == expected
