@@ -1,0 +1,192 @@
+"""The Loader every backend subclasses, the LOADERS registry and build_loader (DESIGN §4.4).
+
+A backend only turns BatchPlans (indices + crop boxes + flips, decided by the EpochPlanner) into
+uint8 [N,3,S,S] image tensors; labels and metadata come from the split's metadata arrays here, so
+every backend yields the same samples, batches and metadata by construction.
+
+backend="auto" rule: the backend native to the record format (`dali` for webdataset shards,
+`ffcv` for .beton files) when its library imports, else `cpu`, which reads both formats. An explicit
+backend that is not installed or cannot read the format is a GenImageError, never a fallback.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from genimage_fast.errors import GenImageError
+from genimage_fast.generators import BY_NAME, GENERATOR_NAMES
+from genimage_fast.loaders.batch import Batch
+from genimage_fast.loaders.plan import BatchPlan, EpochPlanner
+from genimage_fast.loaders.prefetch import prefetch
+from genimage_fast.loaders.transforms import CROPS, TransformSpec
+from genimage_fast.registry import Registry, close_matches
+
+
+class Loader(ABC):
+    """Iterable of Batch; len() = batches per epoch on this rank; set_epoch() picks the epoch."""
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]  # record formats this backend reads
+
+    def __init__(self, records, split: str, planner: EpochPlanner, device: torch.device,
+                 num_workers: int) -> None:
+        self.records = records
+        self.split_name = split
+        self.split = records.split(split)
+        self.planner = planner
+        self.device = device
+        self.num_workers = num_workers
+        self.epoch = 0
+        self.start_batch = 0
+        meta = self.split.meta
+        self._meta = {key: torch.from_numpy(np.array(meta[key], dtype=np.int64))
+                      for key in ("label", "generator", "class_id")}
+
+    @staticmethod
+    @abstractmethod
+    def missing() -> str | None:
+        """Why this backend cannot run here (a missing library), or None when it can."""
+
+    @abstractmethod
+    def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
+        """uint8 [n,3,S,S] tensors, one per plan, in order (on the CPU or already on self.device)."""
+
+    @property
+    def image_size(self) -> int:
+        return self.planner.spec.image_size
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this loader yields per epoch on this rank."""
+        return self.planner.num_samples
+
+    def __len__(self) -> int:
+        return len(self.planner)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Choose the epoch (order and crops follow (seed, epoch)); skip its first start_batch batches."""
+        if not 0 <= start_batch <= len(self):
+            raise GenImageError(f"start_batch {start_batch} is outside 0..{len(self)}")
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def __iter__(self) -> Iterator[Batch]:
+        plans = self.planner.batches(self.epoch, self.start_batch)
+        # A new iteration without set_epoch() moves on to the next epoch, as FFCV's Loader does.
+        self.epoch, self.start_batch = self.epoch + 1, 0
+        return prefetch(self._batches(plans), self.device)
+
+    def _batches(self, plans: list[BatchPlan]) -> Iterator[Batch]:
+        for plan, images in zip(plans, self._images(plans), strict=True):
+            idx = torch.from_numpy(plan.indices)
+            yield Batch(images=images, labels=self._meta["label"][idx], generators=self._meta["generator"][idx],
+                        class_ids=self._meta["class_id"][idx], indices=idx)
+
+    def locate(self, index: int) -> str:
+        """The record file that holds sample `index` of the split (for error messages)."""
+        return locate_file(self.records, self.split_name, index)
+
+
+LOADERS: Registry[type[Loader]] = Registry("loader backend")
+
+
+def locate_file(records, split: str, index: int) -> str:
+    """Name the shard / .beton of a sample from the manifest's per-file counts."""
+    files = records.manifest.get("splits", {}).get(split, {}).get("files", [])
+    start = 0
+    for entry in files:
+        if index < start + int(entry.get("count", 0)):
+            return str(Path(records.root) / entry["name"])
+        start += int(entry.get("count", 0))
+    return str(records.root)
+
+
+def resolve_generators(generators: Sequence[int | str] | str | None) -> list[int] | None:
+    """Ids or names (or 'a,b') -> sorted ids; None = all."""
+    if generators is None:
+        return None
+    if isinstance(generators, str):
+        generators = [g for g in generators.split(",") if g.strip()]
+    ids = set()
+    for g in generators:
+        if isinstance(g, str) and not g.strip().lstrip("-").isdigit():
+            name = g.strip()
+            if name not in BY_NAME:
+                raise GenImageError(f"unknown generator {name!r}{close_matches(name, list(GENERATOR_NAMES))}; "
+                                    f"choose from: {', '.join(GENERATOR_NAMES)}")
+            ids.add(BY_NAME[name].id)
+        else:
+            ids.add(int(g))
+    return sorted(ids)
+
+
+def choose_backend(backend: str, fmt: str) -> str:
+    """Apply the auto rule, or check an explicit choice (installed and able to read `fmt`)."""
+    if backend == "auto":
+        native = {"dali": "dali", "ffcv": "ffcv"}.get(fmt)
+        if native in LOADERS and LOADERS.get(native).missing() is None:
+            return native
+        return "cpu"
+    cls = LOADERS.get(backend)
+    if fmt not in cls.formats:
+        raise GenImageError(f"the {backend} loader cannot read {fmt} records; it reads: {', '.join(cls.formats)} "
+                            f"(use backend='cpu' or 'auto')")
+    why = cls.missing()
+    if why:
+        raise GenImageError(f"the {backend} loader is not available here: {why}")
+    return backend
+
+
+def _open(records):
+    from genimage_fast.records import open_records
+
+    return records if hasattr(records, "split") and hasattr(records, "manifest") else open_records(records)
+
+
+def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bool = True,
+                 image_size: int = 224, device: str | torch.device = "cpu", num_workers: int = 2,
+                 seed: int = 0, generators: Sequence[int | str] | str | None = None, rank: int = 0,
+                 world_size: int = 1, split: str | None = None, train_transform: str = "rrc",
+                 resize_size: int = 0, drop_last: bool | None = None) -> Loader:
+    """A Loader over `records` (a path or RecordSet) yielding Batch objects; see DESIGN §4.4.
+
+    train: shuffled per (seed, epoch), `train_transform` crops + flip, drop_last by default.
+    eval: sequential, resize short side to `resize_size` (image_size / 0.875) + centre crop.
+    """
+    if batch_size < 1 or image_size < 1:
+        raise GenImageError(f"batch_size and image_size must be >= 1 (got {batch_size}, {image_size})")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise GenImageError(f"need 0 <= rank < world_size (got rank {rank}, world_size {world_size})")
+    if num_workers < 0:
+        raise GenImageError(f"num_workers must be >= 0 (got {num_workers})")
+    kind = train_transform if train else "eval"
+    if kind == "eval" and train:
+        raise GenImageError("train_transform 'eval' is not a training transform; use rrc or resize_crop")
+    CROPS.get(kind)
+    rs = _open(records)
+    split = split or ("train" if train else "val")
+    if split not in rs.splits:
+        have = ", ".join(rs.splits) or "none"
+        raise GenImageError(f"records at {rs.root} have no {split!r} split; they have: {have}")
+    name = choose_backend(backend, rs.format)
+    meta = rs.split(split).meta
+    gen_ids = resolve_generators(generators)
+    gens = np.asarray(meta["generator"], dtype=np.int64)
+    selected = np.flatnonzero(np.isin(gens, gen_ids) if gen_ids is not None else np.ones(len(gens), dtype=bool))
+    if len(selected) == 0:
+        raise GenImageError(f"no samples in split {split!r} of {rs.root} for generators {gen_ids}")
+    planner = EpochPlanner(
+        selected=selected.astype(np.int64),
+        width=np.asarray(meta["width"], dtype=np.int64), height=np.asarray(meta["height"], dtype=np.int64),
+        spec=TransformSpec(kind=kind, image_size=image_size, resize_size=resize_size),
+        batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
+        drop_last=train if drop_last is None else drop_last, shuffle=train)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GenImageError("device 'cuda' was asked for but CUDA is not available")
+    return LOADERS.get(name)(rs, split, planner, dev, num_workers)

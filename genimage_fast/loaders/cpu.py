@@ -1,0 +1,80 @@
+"""The fallback every machine can run: torch DataLoader workers decode whole batches from the records.
+
+Each worker gets a BatchPlan (not single indices), reads the samples through the records reader
+(`RecordSplit.read_encoded`, so it works for webdataset shards and .beton files alike) and decodes
+each one straight into its crop (decode.decode_crop: JPEG at a reduced DCT scale, PNG via PIL, raw
+pixels reshaped). One task per batch keeps the inter-process traffic to one tensor per batch.
+
+Images come out as [N,3,S,S] views of NHWC memory (channels_last strides): a model in channels_last
+consumes them without a copy; `.contiguous()` gives the NCHW layout when something needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from genimage_fast.errors import GenImageError
+from genimage_fast.loaders.base import LOADERS, Loader, locate_file
+from genimage_fast.loaders.decode import decode_crop
+from genimage_fast.loaders.plan import BatchPlan
+
+
+class BatchDecoder(Dataset):
+    """Item b = the decoded images of plan b; opens the records once per process (fork-safe)."""
+
+    def __init__(self, records, split: str, plans: list[BatchPlan], image_size: int) -> None:
+        self.records = records
+        self.split_name = split
+        self.plans = plans
+        self.image_size = image_size
+        self._opened: tuple[int, object] | None = None  # (pid, RecordSplit)
+
+    def _split(self):
+        # A forked worker must not share the parent's open file offsets: reopen per process.
+        if self._opened is None or self._opened[0] != os.getpid():
+            from genimage_fast.records import open_records
+
+            self._opened = (os.getpid(), open_records(self.records.root).split(self.split_name))
+        return self._opened[1]
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getitem__(self, b: int) -> torch.Tensor:
+        plan = self.plans[b]
+        split = self._split()
+        size = self.image_size
+        out = np.empty((len(plan), size, size, 3), dtype=np.uint8)
+        for j, index in enumerate(plan.indices):
+            try:
+                kind, payload = split.read_encoded(int(index))
+                out[j] = decode_crop(kind, payload, plan.boxes[j], size, bool(plan.flips[j]))
+            except GenImageError:
+                raise
+            except Exception as err:  # a damaged record: name the file it sits in
+                where = locate_file(self.records, self.split_name, int(index))
+                raise GenImageError(f"{where}: cannot read sample {int(index)}: {type(err).__name__}: {err}") from err
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+@LOADERS.register("cpu")
+class CpuLoader(Loader):
+    name = "cpu"
+    formats = ("dali", "ffcv")
+
+    @staticmethod
+    def missing() -> str | None:
+        return None
+
+    def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
+        dataset = BatchDecoder(self.records, self.split_name, plans, self.image_size)
+        workers = min(self.num_workers, len(plans))
+        loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                            pin_memory=self.device.type == "cuda",
+                            prefetch_factor=4 if workers else None)
+        yield from loader

@@ -1,0 +1,105 @@
+"""The epoch plan: which samples, in what order, on which rank, in which batch, with which crop.
+
+Everything a backend needs to produce a batch is decided here, in the main process, as a pure
+function of (seed, epoch, rank, world_size, filters): backends only read, decode and resize. That
+makes every backend yield the same samples in the same batches with the same crop boxes, makes
+results independent of worker counts, and makes `start_batch` resume exact.
+
+DDP rule (DistributedSampler's): the epoch order is split by striding, rank r takes positions
+r, r + W, r + 2W, ... With drop_last (training's default) the tail that does not fill a whole
+round is dropped, so ranks are disjoint and equal; without it (eval) the order is padded by repeating
+its first samples so every rank gets ceil(n / W) samples (the padded repeats show up in
+`Batch.indices`, so evaluation can drop duplicates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genimage_fast.loaders.transforms import CropPlan, TransformSpec, make_crop_plan
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """One batch: split indices int64 [n], crop boxes float64 [n, 4] (fractions), flips bool [n]."""
+
+    indices: np.ndarray
+    boxes: np.ndarray
+    flips: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def epoch_order(selected: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
+    """The selected split indices in this epoch's order (a permutation seeded by (seed, epoch))."""
+    if not shuffle:
+        return selected
+    return selected[np.random.default_rng([seed, epoch]).permutation(len(selected))]
+
+
+def rank_share(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
+    """This rank's samples: strided, equal across ranks (drop the tail, or pad by repeating)."""
+    if world_size == 1:
+        return order
+    if drop_last:
+        order = order[: len(order) // world_size * world_size]
+    elif len(order) % world_size:
+        pad = world_size - len(order) % world_size
+        order = np.concatenate([order, np.resize(order, pad)])
+    return order[rank::world_size]
+
+
+def batches_per_epoch(count: int, batch_size: int, drop_last: bool) -> int:
+    return count // batch_size if drop_last else -(-count // batch_size)
+
+
+@dataclass(frozen=True)
+class EpochPlanner:
+    """Makes the list of BatchPlans for an epoch; holds only immutable settings."""
+
+    selected: np.ndarray  # split indices after the generator filter, ascending
+    width: np.ndarray  # source sizes for the whole split (crop boxes are drawn from these)
+    height: np.ndarray
+    spec: TransformSpec
+    batch_size: int
+    seed: int
+    rank: int
+    world_size: int
+    drop_last: bool
+    shuffle: bool
+
+    @property
+    def samples_per_rank(self) -> int:
+        n = len(self.selected)
+        if self.world_size == 1:
+            per_rank = n
+        elif self.drop_last:
+            per_rank = n // self.world_size
+        else:
+            per_rank = -(-n // self.world_size)
+        return per_rank
+
+    def __len__(self) -> int:
+        return batches_per_epoch(self.samples_per_rank, self.batch_size, self.drop_last)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank yields per epoch (after drop_last / padding)."""
+        return min(len(self) * self.batch_size, self.samples_per_rank)
+
+    def crops(self, epoch: int) -> CropPlan:
+        return make_crop_plan(self.spec, self.width, self.height, self.seed, epoch)
+
+    def batches(self, epoch: int, start_batch: int = 0) -> list[BatchPlan]:
+        """This rank's batches for the epoch, from start_batch on."""
+        order = rank_share(epoch_order(self.selected, self.seed, epoch, self.shuffle),
+                           self.rank, self.world_size, self.drop_last)
+        crops = self.crops(epoch)
+        plans = []
+        for b in range(start_batch, len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size].astype(np.int64)
+            plans.append(BatchPlan(indices=idx, boxes=crops.boxes[idx], flips=crops.flips[idx]))
+        return plans

@@ -1,0 +1,132 @@
+"""Crop plans shared by every backend: one box per sample, in fractions of the image, drawn up front.
+
+A transform is reduced to `(box, flip)`: `box = (x0, y0, x1, y1)` as fractions of the stored image's
+width and height, then an antialiased bilinear resize of that box to `image_size` x `image_size`.
+Fractions (not pixels) make one plan valid for every store mode: a `--max-side` record is the same
+picture at a smaller size, and a JPEG decoded at a reduced DCT scale is too. Boxes are drawn from the
+source size in the record metadata, vectorised over a whole split, so they depend only on
+(seed, epoch, index) and never on worker count, batch composition or rank.
+
+- `rrc`: torchvision RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)), 10 tries then the
+  centre fallback, + horizontal flip (p = 0.5).
+- `resize_crop`: CNNSpot's resize short side to `resize_size` (default image_size / 0.875), random
+  `image_size` crop, + flip.
+- `eval`: resize short side to `resize_size` (default image_size / 0.875), centre crop. Box-resize
+  equals resize-then-crop because the resampler reads support pixels outside the box.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from genimage_fast.registry import Registry
+
+EVAL_CROP_FRACTION = 0.875  # the ImageNet convention: 224 / 256
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """What every backend does to a sample: which crop family, the output size, the resize size."""
+
+    kind: str  # "rrc" | "resize_crop" | "eval"
+    image_size: int
+    resize_size: int = 0  # short side for resize_crop / eval; 0 = round(image_size / 0.875)
+
+    @property
+    def short_side(self) -> int:
+        return self.resize_size or int(round(self.image_size / EVAL_CROP_FRACTION))
+
+    @property
+    def random(self) -> bool:
+        return self.kind != "eval"
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """Per-sample crops for a whole split: boxes float64 [N, 4] (fractions), flips bool [N]."""
+
+    boxes: np.ndarray
+    flips: np.ndarray
+
+
+BoxFn = Callable[[TransformSpec, np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+CROPS: Registry[BoxFn] = Registry("crop transform")
+
+
+def _sizes(width: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Source sizes as float; unknown sizes (<= 0) count as square so the box is still valid."""
+    w = np.where(width > 0, width, 1).astype(np.float64)
+    h = np.where(height > 0, height, 1).astype(np.float64)
+    return w, h
+
+
+def _to_fractions(x: np.ndarray, y: np.ndarray, cw: np.ndarray, ch: np.ndarray,
+                  w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return np.stack([x / w, y / h, (x + cw) / w, (y + ch) / h], axis=1)
+
+
+@CROPS.register("rrc")
+def rrc_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
+              rng: np.random.Generator, scale: tuple[float, float] = (0.08, 1.0),
+              ratio: tuple[float, float] = (3 / 4, 4 / 3), tries: int = 10) -> np.ndarray:
+    """torchvision's RandomResizedCrop.get_params, vectorised over samples (same 10-try rule)."""
+    n = len(width)
+    w, h = _sizes(width, height)
+    area = (w * h)[:, None]
+    target = area * rng.uniform(scale[0], scale[1], size=(n, tries))
+    aspect = np.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1]), size=(n, tries)))
+    cw = np.round(np.sqrt(target * aspect))
+    ch = np.round(np.sqrt(target / aspect))
+    ok = (cw > 0) & (ch > 0) & (cw <= w[:, None]) & (ch <= h[:, None])
+    found = ok.any(axis=1)
+    first = ok.argmax(axis=1)
+    rows = np.arange(n)
+    cw, ch = cw[rows, first], ch[rows, first]
+    # Fallback (no try fits): centre crop clamped to the ratio range, as torchvision does.
+    in_ratio = w / h
+    fw = np.where(in_ratio < ratio[0], w, np.where(in_ratio > ratio[1], np.round(h * ratio[1]), w))
+    fh = np.where(in_ratio < ratio[0], np.round(w / ratio[0]), h)
+    cw, ch = np.where(found, cw, fw), np.where(found, ch, fh)
+    offsets = rng.random(size=(n, 2))  # integer offset = floor(u * (room + 1)), torchvision's randint
+    x = np.where(found, np.floor(offsets[:, 0] * (w - cw + 1)), np.floor((w - cw) / 2))
+    y = np.where(found, np.floor(offsets[:, 1] * (h - ch + 1)), np.floor((h - ch) / 2))
+    return _to_fractions(x, y, cw, ch, w, h)
+
+
+@CROPS.register("resize_crop")
+def resize_crop_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Resize the short side to spec.short_side, then a random image_size crop (CNNSpot)."""
+    w, h = _sizes(width, height)
+    side = spec.image_size * np.minimum(w, h) / spec.short_side  # crop side in source pixels
+    cw, ch = np.minimum(side, w), np.minimum(side, h)  # a crop larger than the image is clamped
+    offsets = rng.random(size=(len(w), 2))
+    return _to_fractions(offsets[:, 0] * (w - cw), offsets[:, 1] * (h - ch), cw, ch, w, h)
+
+
+@CROPS.register("eval")
+def eval_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    """Resize the short side to spec.short_side, then the centre image_size crop."""
+    w, h = _sizes(width, height)
+    side = spec.image_size * np.minimum(w, h) / spec.short_side
+    cw, ch = np.minimum(side, w), np.minimum(side, h)
+    return _to_fractions((w - cw) / 2, (h - ch) / 2, cw, ch, w, h)
+
+
+def make_crop_plan(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
+                   seed: int, epoch: int) -> CropPlan:
+    """Boxes and flips for every sample of a split, a pure function of (seed, epoch, sizes)."""
+    rng = np.random.default_rng([seed, epoch, 0x6372])  # a stream of its own, apart from the order
+    boxes = CROPS.get(spec.kind)(spec, np.asarray(width), np.asarray(height), rng)
+    flips = rng.random(len(boxes)) < 0.5 if spec.random else np.zeros(len(boxes), dtype=bool)
+    return CropPlan(boxes=np.clip(boxes, 0.0, 1.0), flips=flips)
+
+
+def pixel_box(box: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
+    """A fractional box in the pixel coordinates of an image of this size."""
+    return (float(box[0]) * width, float(box[1]) * height, float(box[2]) * width, float(box[3]) * height)
