@@ -80,10 +80,13 @@ def test_f3net_stream_inputs_at_299() -> None:
         model.heads(torch.rand(1, 3, 224, 224))
 
 
-def test_mixblock_starts_as_identity() -> None:
-    # Both gammas start at 0, so 2·sigmoid(0) - 1 = 0: the cross term is the conv bias alone, constant
-    # per channel, which training-mode BN maps to 0, so each stream passes through unchanged.
-    block = MixBlock(8).train()
+def test_mixblock_cross_term_vanishes_while_gamma_is_zero() -> None:
+    # Both gammas start at 0 and 2·sigmoid(0) - 1 = 0, so the other stream cannot contribute: with
+    # the depthwise convs' biases at 0 (and fresh BN stats) each stream passes through unchanged.
+    block = MixBlock(8).eval()
+    with torch.no_grad():
+        block.FAD_conv.bias.zero_()
+        block.LFS_conv.bias.zero_()
     a, b = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
     ya, yb = block(a, b)
     torch.testing.assert_close(ya, a)
