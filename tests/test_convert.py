@@ -230,9 +230,11 @@ def test_shard_slices_cover_everything_once(tree, tmp_path, fmt):
     n = 3
     keys: list[tuple[str, int]] = []
     merged = tmp_path / "merged"
+    elsewhere = tmp_path / "mounted-elsewhere" / "genimage"  # another machine's mount point
+    shutil.copytree(root, elsewhere)
     for i in range(n):
         part = tmp_path / f"slice{i}"
-        manifest = convert(root, part, fmt=fmt, shard=(i, n), progress=False, shard_size=2)
+        manifest = convert(elsewhere if i == 1 else root, part, fmt=fmt, shard=(i, n), progress=False, shard_size=2)
         assert manifest["complete"] is False and manifest["shard"] == [i, n]
         assert (part / f"manifest.shard-{i}-of-{n}.json").is_file()
         for marker in (part / ".state").glob("*.done.json"):

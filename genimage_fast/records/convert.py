@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR
+from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR, chunk_stem
 from genimage_fast.records.manifest import (
     MANIFEST,
     build_manifest,
@@ -57,12 +57,12 @@ def _check_shard(shard: tuple[int, int]) -> tuple[int, int]:
 
 
 def _real_distributions(out: Path, items_by_split: dict[str, list[Item]], workers: int,
-                        settings: dict[str, Any]) -> dict[str, dict[int, int]]:
+                        ) -> dict[str, dict[int, int]]:
     """match-real: per split, the reals' estimated JPEG qualities (cached in OUT/.state)."""
     result = {}
     for split, items in items_by_split.items():
         reals = [item.path for item in items if item.label == 0]
-        key = hashlib.sha256(json.dumps([settings["source"], reals]).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps(reals).encode()).hexdigest()  # absolute paths: this tree
         cache = out / STATE_DIR / f"qualities-{split}.json"
         cached = load_cached(cache, key)
         if cached is None:
@@ -80,7 +80,7 @@ def _real_distributions(out: Path, items_by_split: dict[str, list[Item]], worker
     return result
 
 
-def plan_chunks(src: Path, out: Path, fmt: str, splits: Sequence[str], generator_ids: list[int] | None,
+def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list[int] | None,
                 spec: StoreSpec, settings: dict[str, Any], shard_size: int, workers: int,
                 ) -> tuple[list[Chunk], list[dict[str, str]], dict[str, dict[int, int]]]:
     """Scan, filter, and cut into chunks; also scan's skips and match-real's distributions."""
@@ -98,9 +98,9 @@ def plan_chunks(src: Path, out: Path, fmt: str, splits: Sequence[str], generator
                            sample.class_id))
     distributions: dict[str, dict[int, int]] = {}
     if get_store(spec).needs_real_qualities:
-        distributions = _real_distributions(out, items_by_split, workers, settings)
+        distributions = _real_distributions(out, items_by_split, workers)
         items_by_split = {
-            split: [Item(**{**item.__dict__, "drawn_quality": draw_quality(item.relpath, distributions[split])})
+            split: [replace(item, drawn_quality=draw_quality(item.relpath, distributions[split]))
                     if item.label == 1 else item for item in items]
             for split, items in items_by_split.items()
         }
@@ -230,13 +230,14 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     splits = select_splits(split)
     generator_ids = parse_generator_ids(generators)
     workers = max(1, int(workers))
-    settings = {"format": fmt, "store": str(spec), "max_side": max_side, "shard_size": shard_size,
-                "source": str(src_path), "version": 1}
+    # What the chunks' fingerprints cover; not the source's absolute path, so slices converted on
+    # machines that mount the tree elsewhere still merge (the relative paths identify the inputs).
+    settings = {"format": fmt, "store": str(spec), "max_side": max_side, "shard_size": shard_size, "version": 1}
     (out_path / STATE_DIR).mkdir(parents=True, exist_ok=True)
     if shard_count == 1:
         _remove_stale_temporaries(out_path)
 
-    chunks, skipped, distributions = plan_chunks(src_path, out_path, fmt, splits, generator_ids, spec, settings,
+    chunks, skipped, distributions = plan_chunks(src_path, out_path, splits, generator_ids, spec, settings,
                                                  shard_size, workers)
     run_key = hashlib.sha256(json.dumps([c.fingerprint for c in chunks] + [skipped]).encode()).hexdigest()
     if (finished := _finished(out_path, run_key)) is not None:
@@ -253,7 +254,7 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     try:
         jobs = [ChunkJob(str(out_path), fmt, spec, max_side, strict, c) for c in todo]
         for marker in _run_jobs(jobs, workers, bar):
-            markers[f"{marker['split']}-{marker['chunk']:05d}"] = marker
+            markers[chunk_stem(marker["split"], marker["chunk"])] = marker
     finally:
         bar.close()
 
