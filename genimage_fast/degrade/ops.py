@@ -3,7 +3,7 @@
 Each op picks an implementation by backend name from a registry: "triton" (the kernels in
 `genimage_fast.kernels`), "torch" (their plain torch references) and "cpu" (what backend="auto"
 means on the CPU, the fastest exact path measured on the 2-core box: libjpeg itself through PIL
-for JPEG, ~10x the vectorised reference; depthwise torch convolutions for the float blur; scipy
+for JPEG, ~10x the vectorised reference; banded batched matmuls for the float blur; scipy
 itself for the uint8-truncating blur). Images are uint8 [N, 3, H, W] in and out, on the input's
 device.
 """
@@ -79,25 +79,31 @@ def jpeg(x: torch.Tensor, quality: int | torch.Tensor, backend: str = "auto") ->
 # ---------------------------------------------------------------------------------------------- blur
 
 
+def _band_matrices(weights: torch.Tensor, length: int) -> torch.Tensor:
+    """float32 [N, L, L]: the 1-D blur with scipy's reflected borders folded in, out = M @ line."""
+    unique, inverse = torch.unique(weights, dim=0, return_inverse=True)
+    radius = weights.shape[1] - 1
+    rows = torch.arange(length)
+    bands = torch.zeros(len(unique), length, length, dtype=torch.float64)
+    for j in range(-radius, radius + 1):  # one tap at a time; reflected taps add up at the borders
+        bands[:, rows, reflect_index(rows + j, length)] += unique[:, abs(j)].view(-1, 1)
+    return bands.to(torch.float32)[inverse]
+
+
 def _blur_cpu(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor, truncate_uint8: bool) -> torch.Tensor:
-    """CPU blur. Float mode: two depthwise convolutions over scipy-reflected padding (vectorised).
+    """CPU blur. Float mode: two batched matmuls with banded matrices (vectorised; measured ~1.7x
+    faster here than depthwise convolutions).
 
     The uint8-truncating mode is defined by scipy's own arithmetic, so on the CPU it runs scipy
     itself per image (bit-exact by construction, and ~10x faster here than the float64 reference)."""
     if truncate_uint8:
         return _blur_scipy_uint8(x, weights, radii)
-    n, c, h, w = x.shape
-    radius = weights.shape[1] - 1
-    if radius == 0:
+    if weights.shape[1] == 1:
         return x.clone()
-    taps = torch.cat([weights.flip(1)[:, :-1], weights], dim=1).to(torch.float32)  # [N, 2R+1]
-    taps = taps.repeat_interleave(c, dim=0)  # one filter per (sample, channel)
-    y = x.to(torch.float32).reshape(1, n * c, h, w)
-    rows = reflect_index(torch.arange(-radius, h + radius), h)
-    y = F.conv2d(y.index_select(2, rows), taps.view(n * c, 1, -1, 1), groups=n * c)
-    cols = reflect_index(torch.arange(-radius, w + radius), w)
-    y = F.conv2d(y.index_select(3, cols), taps.view(n * c, 1, 1, -1), groups=n * c)
-    return torch.floor(y + 0.5).clamp_(0, 255).to(torch.uint8).view(n, c, h, w)
+    h, w = x.shape[-2:]
+    y = torch.matmul(_band_matrices(weights, h).unsqueeze(1), x.to(torch.float32))  # rows
+    y = torch.matmul(y, _band_matrices(weights, w).transpose(1, 2).unsqueeze(1))  # then columns
+    return torch.floor(y + 0.5).clamp_(0, 255).to(torch.uint8)
 
 
 def _blur_scipy_uint8(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
