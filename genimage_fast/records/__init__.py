@@ -13,10 +13,13 @@ On-disk layout of a record folder OUT (both formats)
 ----------------------------------------------------
 - `manifest.json`: DESIGN §4.3 (`format, store, max_side, splits: {split: {count, files: [{name,
   sha256, count}], sidecars: [{name, sha256}]}}, counts, rejects, created, version`) plus `source`
-  (absolute SRC), `generators`, `shard_size`, `run_key`, and for match-real `quality_distribution`
+  (absolute SRC), `generators`, `shard_size`, `scan_skipped`, `run_key`, and for match-real
+  `quality_distribution`
   ({split: {quality: n}} of the reals). `files` are the record files in sample order; `sidecars`
   are the files beside them (DALI .idx, FFCV .paths.json), also covered by `verify`.
-- `rejects.jsonl`: `{"path", "reason"}` per skipped input (scan failures and unreadable images).
+- `rejects.jsonl`: `{"path", "reason"}` per input that could not be read or decoded (empty,
+  truncated, bad header, undecodable); files the scan does not take as inputs (hidden, system,
+  non-image names) are counted as `scan_skipped` instead.
 - `.state/`: done-markers per chunk (resume) and cached match-real qualities; not needed to read.
 - Samples of a split are its inputs sorted by relative path, minus rejects. Every sample has a
   `key`: its position in that sorted input list (so keys ascend in record order, with gaps where

@@ -218,7 +218,7 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
             strict: bool = False, progress: bool = True, shard_size: int = DEFAULT_SHARD_SIZE) -> dict[str, Any]:
     """Convert a GenImage tree into record files; return the manifest (the shard's own when partial)."""
     src_path, out_path = Path(src).resolve(), Path(out)
-    RECORD_FORMATS.get(fmt)
+    RECORD_FORMATS.get(fmt).check_available()
     spec = parse_store(store)
     shard_index, shard_count = _check_shard(shard)
     if not src_path.exists():

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.records.formats import (
     META_INT_KEYS,
     RECORD_FORMATS,
@@ -87,6 +88,15 @@ class _StagedSamples:
         return (image, *ints, i)
 
 
+def require_ffcv() -> None:
+    """One clear line instead of an ImportError deep inside a convert or a read."""
+    try:
+        import ffcv  # noqa: F401
+    except ImportError as exc:
+        raise GenImageError(f"--format ffcv needs the ffcv package ({exc}); install it with "
+                            "pip install -e '.[ffcv]' (see DESIGN §8 for its system libraries)") from None
+
+
 def image_field(store: StoreSpec) -> Any:
     """The FFCV field for the image under this store mode (see the module docstring)."""
     from ffcv.fields import BytesField, RGBImageField
@@ -103,6 +113,7 @@ class FfcvSplit(RecordSplit):
 
     @cached_property
     def _reader(self) -> Any:
+        require_ffcv()
         from ffcv.reader import Reader
 
         return Reader(str(self.files[0]))
@@ -145,6 +156,9 @@ class FfcvFormat(RecordFormat):
     name = "ffcv"
     split_class = FfcvSplit
 
+    def check_available(self) -> None:
+        require_ffcv()
+
     def staged_store(self, spec: StoreSpec) -> StoreSpec:
         # jpeg:Q is encoded by FFCV's RGBImageField at assembly, so workers stage decoded pixels.
         return StoreSpec("raw") if spec.name == "jpeg" else spec
@@ -163,6 +177,7 @@ class FfcvFormat(RecordFormat):
 
     def finalize_split(self, out: Path, split: str, chunks: list[dict[str, Any]], spec: StoreSpec,
                        workers: int) -> dict[str, Any]:
+        require_ffcv()
         from ffcv.fields import IntField
         from ffcv.writer import DatasetWriter
 

@@ -72,6 +72,10 @@ class RecordFormat(ABC):
     name: str
     split_class: type[RecordSplit]
 
+    @abstractmethod
+    def check_available(self) -> None:
+        """Raise GenImageError (before any work) when the format's library is missing."""
+
     def staged_store(self, spec: StoreSpec) -> StoreSpec:
         """The store mode the workers apply; a format may defer encoding to its own writer."""
         return spec
