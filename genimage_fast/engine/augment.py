@@ -106,10 +106,11 @@ OPS.add("ShearX", lambda img, m, rng: _affine(img, shear=(math.degrees(math.atan
     _signed(m / _LEVEL_DENOM * 0.3, rng))), 0.0)))
 OPS.add("ShearY", lambda img, m, rng: _affine(img, shear=(0.0, math.degrees(math.atan(
     _signed(m / _LEVEL_DENOM * 0.3, rng))))))
+# PIL's affine data (1, 0, p, ...) samples the input at x + p, i.e. moves the image by -p.
 OPS.add("TranslateXRel", lambda img, m, rng: _affine(img, translate=(
-    _signed(m / _LEVEL_DENOM * 0.45, rng) * img.shape[-1], 0.0)))
+    -_signed(m / _LEVEL_DENOM * 0.45, rng) * img.shape[-1], 0.0)))
 OPS.add("TranslateYRel", lambda img, m, rng: _affine(img, translate=(
-    0.0, _signed(m / _LEVEL_DENOM * 0.45, rng) * img.shape[-2])))
+    0.0, -_signed(m / _LEVEL_DENOM * 0.45, rng) * img.shape[-2])))
 
 # timm auto_augment.py: _RAND_TRANSFORMS, _RAND_INCREASING_TRANSFORMS, _AUGMIX_TRANSFORMS.
 RAND_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
