@@ -100,7 +100,10 @@ from genimage_fast.kernels.blur_reference import weight_table
 from genimage_fast.kernels.blur_triton import gaussian_blur_triton
 x, sigmas = torch.load(sys.argv[1])
 w, r = weight_table(sigmas)
-torch.save({t: gaussian_blur_triton(x, w, r, t) for t in (False, True)}, sys.argv[2])
+from genimage_fast import degrade
+outs = {t: gaussian_blur_triton(x, w, r, t) for t in (False, True)}
+outs["api"] = degrade.gaussian_blur(x, torch.tensor(sigmas), backend="triton", truncate_uint8=True)
+torch.save(outs, sys.argv[2])
 """
 
 
@@ -112,6 +115,7 @@ def test_triton_kernel_under_interpreter_matches_scipy(photo: np.ndarray, tmp_pa
     subprocess.run([sys.executable, "-c", _INTERPRET_SCRIPT, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
                    check=True, env=env, timeout=300)
     outs = torch.load(tmp_path / "out.pt")
+    assert torch.equal(outs.pop("api"), outs[True])  # degrade.gaussian_blur(backend="triton") runs it
     weights, _ = weight_table(sigmas)
     for truncate_uint8, out in outs.items():
         assert torch.equal(out, gaussian_blur_reference(to_batch(*imgs), weights, truncate_uint8))

@@ -106,7 +106,9 @@ _INTERPRET_SCRIPT = """
 import sys, torch
 from genimage_fast.kernels.jpeg_triton import jpeg_round_trip_triton
 x, q = torch.load(sys.argv[1])
-outs = {"whole": jpeg_round_trip_triton(x, q), "tile16": jpeg_round_trip_triton(x[:1], q[:1], tile=16)}
+from genimage_fast import degrade
+outs = {"whole": jpeg_round_trip_triton(x, q), "tile16": jpeg_round_trip_triton(x[:1], q[:1], tile=16),
+        "api": degrade.jpeg(x, q, backend="triton")}
 torch.save(outs, sys.argv[2])
 """
 
@@ -126,6 +128,7 @@ def test_triton_kernel_under_interpreter_matches_reference(photo: np.ndarray, tm
         # same integer pipeline; only float DCT summation order differs (rare 1-2 level flips)
         assert diff.float().mean() < 0.05 and (diff == 0).float().mean() > 0.98, name
     assert torch.equal(outs["tile16"], outs["whole"][:1])  # tiling (ring of chroma blocks) is exact
+    assert torch.equal(outs["api"], outs["whole"])  # degrade.jpeg(backend="triton") runs this kernel
     for i, quality in enumerate(q.tolist()):
         img = x[i].permute(1, 2, 0).numpy()
         psnr, mad = psnr_mad(outs["whole"][i].permute(1, 2, 0).numpy(), pil_round_trip(img, quality))
