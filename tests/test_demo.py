@@ -25,7 +25,8 @@ def _commands(text: str) -> list[list[str]]:
         line = line.strip()
         if line.startswith('"$GF"'):
             line = re.sub(r"\$\{?([A-Z0-9]+)\}?", lambda m: values.get(m.group(1), m.group(0)), line)
-            words = shlex.split(line.split(">")[0].split("|")[0])
+            line = re.sub(r"\s\d*>&?\s*\S+", " ", line.split("|")[0])  # drop pipes and redirections
+            words = shlex.split(line)
             commands.append(words[1:])
     return commands
 
