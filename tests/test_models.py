@@ -185,3 +185,12 @@ def test_forward_backward_at_recipe_input_size(name: str) -> None:
     out = model(torch.rand(2, 3, size, size))
     out.float().sum().backward()
     assert out.shape == (2, OUT_DIM[get_model_spec(name).output])
+
+
+def test_throughput_helper_runs_on_cpu() -> None:
+    from genimage_fast.models.throughput import measure_fwd_bwd
+
+    m = measure_fwd_bwd("demo_cnn", batch=2, device="cpu", precision="fp32", iters=1, warmup=0, image_size=32)
+    assert m.images == 2 and m.seconds > 0 and m.extra["image_size"] == 32
+    with pytest.raises(ValueError, match="precision"):
+        measure_fwd_bwd("demo_cnn", device="cpu", precision="int8")
