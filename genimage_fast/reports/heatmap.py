@@ -64,7 +64,8 @@ def save_heatmap(matrix: Table, path: Path, title: str) -> Path:
     complete_rows = [r for r, v in zip(rows, values, strict=True) if not np.isnan(v).any()]
     corr = generator_correlation(values)
     panels = 2 if corr is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 0.55 * len(GENERATOR_NAMES) + 2.2), squeeze=False)
+    height = 0.55 * max(len(rows), MIN_ROWS_FOR_CORRELATION) + 2.6  # cells stay square-ish
+    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, height), squeeze=False)
     ax = axes[0, 0]
     image = _annotated(ax, values, rows, list(GENERATOR_NAMES), 50.0, 100.0, "viridis", ".1f", lambda v: v < 67.5)
     ax.set_xlabel("testing subset")
