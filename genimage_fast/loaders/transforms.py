@@ -97,25 +97,43 @@ def rrc_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
     return _to_fractions(x, y, cw, ch, w, h)
 
 
+def _resized(spec: TransformSpec, w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """torchvision Resize(short_side) output sizes: the short side exact, the long one truncated."""
+    short = float(spec.short_side)
+    rw = np.where(w <= h, short, np.floor(short * w / h))
+    rh = np.where(w <= h, np.floor(short * h / w), short)
+    return rw, rh
+
+
+def _crop_of_resized(spec: TransformSpec, w: np.ndarray, h: np.ndarray, left: np.ndarray, top: np.ndarray,
+                     rw: np.ndarray, rh: np.ndarray) -> np.ndarray:
+    """An integer image_size crop of the resized image, expressed as a box of the source."""
+    size = float(spec.image_size)
+    cw, ch = np.minimum(size, rw), np.minimum(size, rh)  # a crop larger than the image is clamped
+    return np.stack([left / rw, top / rh, (left + cw) / rw, (top + ch) / rh], axis=1)
+
+
 @CROPS.register("resize_crop")
 def resize_crop_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
-    """Resize the short side to spec.short_side, then a random image_size crop (CNNSpot)."""
+    """Resize(short_side) then RandomCrop(image_size), torchvision's integer offsets (CNNSpot)."""
     w, h = _sizes(width, height)
-    side = spec.image_size * np.minimum(w, h) / spec.short_side  # crop side in source pixels
-    cw, ch = np.minimum(side, w), np.minimum(side, h)  # a crop larger than the image is clamped
+    rw, rh = _resized(spec, w, h)
     offsets = rng.random(size=(len(w), 2))
-    return _to_fractions(offsets[:, 0] * (w - cw), offsets[:, 1] * (h - ch), cw, ch, w, h)
+    left = np.floor(offsets[:, 0] * (np.maximum(rw - spec.image_size, 0) + 1))
+    top = np.floor(offsets[:, 1] * (np.maximum(rh - spec.image_size, 0) + 1))
+    return _crop_of_resized(spec, w, h, left, top, rw, rh)
 
 
 @CROPS.register("eval")
 def eval_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
                rng: np.random.Generator) -> np.ndarray:
-    """Resize the short side to spec.short_side, then the centre image_size crop."""
+    """Resize(short_side) then CenterCrop(image_size), with torchvision's rounding of the offsets."""
     w, h = _sizes(width, height)
-    side = spec.image_size * np.minimum(w, h) / spec.short_side
-    cw, ch = np.minimum(side, w), np.minimum(side, h)
-    return _to_fractions((w - cw) / 2, (h - ch) / 2, cw, ch, w, h)
+    rw, rh = _resized(spec, w, h)
+    left = np.maximum(np.round((rw - spec.image_size) / 2.0), 0)
+    top = np.maximum(np.round((rh - spec.image_size) / 2.0), 0)
+    return _crop_of_resized(spec, w, h, left, top, rw, rh)
 
 
 def make_crop_plan(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
