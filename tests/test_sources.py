@@ -267,8 +267,15 @@ def test_scan_command_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["scan", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert "adm" in table and "glide" in table and "skipped: 4" in table
+    assert "class unknown" not in table  # only the val real has -1, and val reals never carry a class
     total_line = next(line for line in table.splitlines() if line.startswith("total"))
     assert total_line.split()[1:] == ["3", "5", "8"]  # real, fake, total
+
+
+def test_scan_table_counts_unreadable_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _touch(tmp_path, ["imagenet_ai_0419_vqdm/train/ai/cat_vqdm_1.png", "imagenet_ai_0419_vqdm/train/ai/5_vqdm_2.png"])
+    assert main(["scan", str(tmp_path)]) == 0
+    assert "class unknown (-1) from the file name: 1 images" in capsys.readouterr().out
 
 
 def test_scan_cli_error_is_one_line_with_nonzero_exit(tmp_path: Path) -> None:

@@ -138,6 +138,10 @@ def format_counts(result: ScanResult) -> str:
             lines.append("  ".join("-" * w for w in widths))
         padded = (c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True)))
         lines.append("  ".join(padded))
+    # Val reals never carry a class (ILSVRC2012_val_*); anything else with -1 had a name we could not read.
+    unnamed = sum(1 for s in result.samples if s.class_id < 0 and (s.label == 1 or s.split != "val"))
+    if unnamed:
+        lines.append(f"class unknown (-1) from the file name: {unnamed} images")
     lines.append(f"skipped: {len(result.skipped)}")
     for item in result.skipped[:_LIST_SKIPPED]:
         lines.append(f"  {item.path}: {item.reason}")
