@@ -191,6 +191,28 @@ def test_autogan_normalize_matches_numpy_percentiles():
     assert out.min() >= -1 and out.max() <= 1
 
 
+@pytest.mark.parametrize("high", [256, 3])  # 3 levels: heavy ties at the percentile ranks
+def test_autogan_numba_kernel_python_form_and_numpy_agree(high):
+    spec = spectral.log_spectrum(_images((2, 3, 13, 11), seed=11, high=high))
+    spec[0, 1] = 0.5  # a flat channel maps to -1
+    expected = _numpy_autogan_safe(spec)
+    np.testing.assert_allclose(spectral.autogan_normalize(spec), expected, atol=1e-5)
+    planes = spec.reshape(6, -1)
+    np.testing.assert_allclose(kernels.autogan_normalize_reference(planes), expected.reshape(6, -1), atol=1e-5)
+    out = np.empty_like(planes)
+    kernels.autogan_normalize_kernel.py_func(planes, 5.0, 95.0, out)
+    np.testing.assert_allclose(out, expected.reshape(6, -1), atol=1e-5)
+
+
+def _numpy_autogan_safe(spec: np.ndarray) -> np.ndarray:
+    out = np.full_like(spec, -1.0)
+    for i in range(spec.shape[0]):
+        for c in range(spec.shape[1]):
+            if np.ptp(spec[i, c]) > 0:
+                out[i, c] = _numpy_autogan(spec[i:i + 1, c:c + 1])[0, 0]
+    return out
+
+
 def test_autogan_normalize_is_safe_in_a_forward_pass():
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
     out = spectral.AutoGANSpectrum()(x)

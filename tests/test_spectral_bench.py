@@ -12,7 +12,7 @@ def test_bench_spectral_reports_every_feature_with_a_ratio(tmp_path, capsys):
     payload = run_spectral_bench(n=2, size=32, iters=1, device="cpu", json_path=str(path))
     assert json.loads(path.read_text()) == json.loads(json.dumps(payload))
     names = {r["name"] for r in payload["results"]}
-    for feature in ("residual", "log-magnitude", "radial", "accumulate", "log_spectrum", "non-fft total"):
+    for feature in ("residual", "log-magnitude", "normalize", "radial", "accumulate", "log_spectrum", "non-fft total"):
         assert {f"{feature}/numba", f"{feature}/numpy"} <= names
     assert {"fft/scipy-rfft2", "fft/numpy-fft2"} <= names
     fast = [r for r in payload["results"] if not r["baseline"]]

@@ -2,9 +2,9 @@
 
 Each feature is timed twice, numba kernel and numpy reference (the same references the tests check
 the kernels against). The FFT is reported on its own (scipy rfft2 as used vs numpy fft2), so the
-numba figures are the non-FFT work: the median residual, the log-magnitude, the radial binning and
-the streaming accumulation. A "non-fft total" row sums those. On CUDA, the torch paths are timed
-beside them.
+numba figures are the non-FFT work: the median residual, the log-magnitude, AutoGAN's percentile
+scaling, the radial binning and the streaming accumulation. A "non-fft total" row sums those.
+On CUDA, the torch paths are timed beside them.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from genimage_fast.spectral.features import (
     radial_bins,
     radial_profiles,
 )
+from genimage_fast.spectral.normalize import autogan_normalize
 
-NON_FFT = ("residual", "log-magnitude", "radial", "accumulate")
+NON_FFT = ("residual", "log-magnitude", "normalize", "radial", "accumulate")
 
 
 def _images(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -61,11 +62,13 @@ def _cases(x: np.ndarray) -> list[tuple[str, Callable[[], Any], Callable[[], Any
     full = np.fft.fft2(planes)
     log_out = np.empty(planes.shape, np.float32)
     spectra = log_spectrum(x)
+    spectra_planes = spectra.reshape(-1, height * width)
     numba_acc, numpy_acc = SpectrumAccumulator(), np.zeros(x.shape[1:], np.float64)
     return [
         ("residual", lambda: noise_residual(x), lambda: kernels.median_residual_reference(x)),
         ("log-magnitude", lambda: kernels.log_magnitude_kernel(half, 1.0 / 255.0, log_out),
          lambda: kernels.log_magnitude_reference(full, 1.0 / 255.0)),
+        ("normalize", lambda: autogan_normalize(spectra), lambda: kernels.autogan_normalize_reference(spectra_planes)),
         ("radial", lambda: radial_profiles(spectra), lambda: _radial_numpy(spectra)),
         ("accumulate", lambda: numba_acc.update(x), lambda: _numpy_accumulate(x, numpy_acc)),
         ("fft", lambda: scipy.fft.rfft2(planes, workers=_fft_workers()), lambda: np.fft.fft2(planes)),

@@ -22,7 +22,7 @@ LOG_EPS = 1e-3  # AutoGAN: log(|F| + 1e-3)
 # for a radius-1 window, so clamping the indices reproduces it exactly.
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _median9(a0, a1, a2, a3, a4, a5, a6, a7, a8):
     """Median of 9 by Paeth's 19 compare-exchange network (branch-free min/max, vectorisable)."""
     a1, a2 = min(a1, a2), max(a1, a2)
@@ -46,7 +46,7 @@ def _median9(a0, a1, a2, a3, a4, a5, a6, a7, a8):
     return min(a4, a2)
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _row_median_diff(src, y, width, height, out_row):
     """out_row[x] = src[y, x] - median3x3(src)[y, x] as int32, edges clamped (scipy 'reflect')."""
     ym = max(y - 1, 0)
@@ -116,7 +116,7 @@ _LN2 = np.float32(0.6931471805599453)
 _SQRT2 = np.float32(1.4142135)
 
 
-@njit(inline="always")
+@njit(inline="always", cache=True)
 def _log_inplace(buf, bits):
     """buf[i] = log(buf[i]) for positive normal float32 values; `bits` is buf viewed as int32.
 
@@ -199,3 +199,114 @@ def radial_sum_reference(planes: np.ndarray, bins: np.ndarray, n_bins: int) -> n
     index = (np.arange(n_planes)[:, None] * n_bins + bins.ravel()[keep][None, :]).ravel()
     values = planes.reshape(n_planes, -1)[:, keep].ravel()
     return np.bincount(index, weights=values, minlength=n_planes * n_bins).reshape(n_planes, n_bins)
+
+
+# --- AutoGAN percentile scaling -------------------------------------------------------------------
+# Exact order statistics in O(M) per plane: a histogram of the values locates the bins holding the
+# needed ranks, and only those few values are sorted. np.percentile partitions the whole plane.
+
+_HIST_BINS = 4096
+
+
+@njit(inline="always", cache=True)
+def _bin_of(value, low, inv_width, n_bins):
+    return min(int((value - low) * inv_width), n_bins - 1)
+
+
+@njit(cache=True)
+def _select(values, k):
+    """The k-th smallest (0-based) of `values`, reordering it in place (Hoare's quickselect).
+
+    Used on the few values of one histogram bin; cheaper to compile than numba's np.sort.
+    """
+    lo, hi = 0, values.shape[0] - 1
+    while lo < hi:
+        pivot = values[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return values[k]
+
+
+@njit(cache=True)  # not inlined: compiled once, outside the parallel loop's (slow) lowering
+def _order_statistics(row, ranks):
+    """The values of the given 0-based ranks in `row` (as if sorted), exactly."""
+    low = row.min()
+    high = row.max()
+    out = np.empty(ranks.shape[0], np.float64)
+    if high == low:
+        out[:] = low
+        return out
+    inv_width = _HIST_BINS / (np.float64(high) - np.float64(low))
+    counts = np.zeros(_HIST_BINS, np.int64)
+    for j in range(row.shape[0]):
+        counts[_bin_of(row[j], low, inv_width, _HIST_BINS)] += 1
+    starts = np.zeros(_HIST_BINS + 1, np.int64)
+    for b in range(_HIST_BINS):
+        starts[b + 1] = starts[b] + counts[b]
+    n_ranks = ranks.shape[0]
+    targets = np.empty(n_ranks, np.int64)  # the bin whose range of ranks holds each rank
+    for k in range(n_ranks):
+        b = 0
+        while starts[b + 1] <= ranks[k]:
+            b += 1
+        targets[k] = b
+    widest = 0
+    for k in range(n_ranks):
+        widest = max(widest, counts[targets[k]])
+    members = np.empty((n_ranks, widest), row.dtype)
+    filled = np.zeros(n_ranks, np.int64)
+    for j in range(row.shape[0]):  # one pass gathers the few values of every target bin
+        b = _bin_of(row[j], low, inv_width, _HIST_BINS)
+        for k in range(n_ranks):
+            if b == targets[k]:
+                members[k, filled[k]] = row[j]
+                filled[k] += 1
+    for k in range(n_ranks):
+        out[k] = _select(members[k, :filled[k]], ranks[k] - starts[targets[k]])
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=False)
+def autogan_normalize_kernel(planes, low_q, high_q, out):
+    """out[p] = clip((planes[p] - q_low) / (q_high - q_low) * 2 - 1, -1, 1), q = np.percentile (linear).
+
+    planes float32 [P, M] (finite values); a flat plane (q_high == q_low) maps to -1.
+    """
+    n_planes, size = planes.shape
+    pos_low = low_q / 100.0 * (size - 1)
+    pos_high = high_q / 100.0 * (size - 1)
+    i_low, i_high = int(pos_low), int(pos_high)
+    ranks = np.array([i_low, min(i_low + 1, size - 1), i_high, min(i_high + 1, size - 1)], np.int64)
+    for p in prange(n_planes):
+        row = planes[p]
+        stats = _order_statistics(row, ranks)
+        q_low = stats[0] + (stats[1] - stats[0]) * (pos_low - i_low)
+        q_high = stats[2] + (stats[3] - stats[2]) * (pos_high - i_high)
+        span = q_high - q_low
+        scale = np.float32(2.0 / span) if span > 0 else np.float32(0.0)
+        offset = np.float32(q_low)
+        for j in range(size):
+            value = (row[j] - offset) * scale - np.float32(1.0)
+            out[p, j] = min(max(value, np.float32(-1.0)), np.float32(1.0))
+
+
+def autogan_normalize_reference(planes: np.ndarray, low_q: float = 5.0, high_q: float = 95.0) -> np.ndarray:
+    """Plain numpy: per-row np.percentile, scale to [-1, 1], clip (float32)."""
+    low, high = np.percentile(planes, [low_q, high_q], axis=-1, keepdims=True)
+    span = high - low
+    scaled = np.where(span > 0, (planes - low) / np.where(span > 0, span, 1.0) * 2.0 - 1.0, -1.0)
+    return np.clip(scaled, -1.0, 1.0).astype(np.float32)

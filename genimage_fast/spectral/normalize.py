@@ -1,10 +1,14 @@
-"""AutoGAN's input scaling, in torch so the `spec` detector can run it inside its forward on any device."""
+"""AutoGAN's input scaling: torch (any device, inside the `spec` detector's forward) or numba (numpy)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
+from genimage_fast.spectral import kernels
 from genimage_fast.spectral.features import log_spectrum
 
 
@@ -17,12 +21,13 @@ def _percentile(sorted_rows: torch.Tensor, q: float) -> torch.Tensor:
     return sorted_rows[:, low] * (1.0 - frac) + sorted_rows[:, high] * frac
 
 
-def autogan_normalize(spec: torch.Tensor, low_q: float = 5.0, high_q: float = 95.0) -> torch.Tensor:
+def autogan_normalize(spec: Any, low_q: float = 5.0, high_q: float = 95.0) -> Any:
     """Scale each sample's channel so its 5th/95th percentiles map to -1/1, then clip to [-1, 1].
 
-    spec [N, C, H, W] (e.g. log_spectrum output), any float dtype and device; returns the same
-    dtype. The percentiles are computed like np.percentile and treated as constants (no gradient
-    flows through the sort), so the op is safe inside a model's forward. A flat channel
+    spec [N, C, H, W] (e.g. log_spectrum output). A torch tensor (any float dtype, any device)
+    gives the same dtype back; the percentiles are computed like np.percentile and treated as
+    constants (no gradient flows through the sort), so the op is safe inside a model's forward.
+    A numpy array (finite values) goes through the numba kernel and gives float32. A flat channel
     (95th == 5th percentile) maps to -1 rather than dividing by zero.
     """
     if spec.ndim != 4:
@@ -30,6 +35,11 @@ def autogan_normalize(spec: torch.Tensor, low_q: float = 5.0, high_q: float = 95
     if not 0.0 <= low_q < high_q <= 100.0:
         raise ValueError(f"autogan_normalize: need 0 <= low_q < high_q <= 100, got {low_q}, {high_q}")
     n, c = spec.shape[:2]
+    if not isinstance(spec, torch.Tensor):
+        planes = np.ascontiguousarray(spec, dtype=np.float32).reshape(n * c, -1)
+        out = np.empty(planes.shape, np.float32)
+        kernels.autogan_normalize_kernel(planes, float(low_q), float(high_q), out)
+        return out.reshape(spec.shape)
     work = spec.float()
     with torch.no_grad():
         rows = torch.sort(work.reshape(n * c, -1), dim=1).values
