@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ REAL_QUALITY = 96  # most ImageNet JPEGs
 REAL_QUALITY_OTHER = (75, 95)  # the rest, uniform
 OTHER_QUALITY_SHARE = 0.25
 PNG_COMPRESS_LEVEL = 1  # fast (1024^2 midjourney PNGs dominate) and deterministic
+PNG_STRATEGY = zlib.Z_RLE  # as fast as the default at level 1 on smooth images, and ~25% smaller files
 # One odd real per tree, as in ImageNet: (generator name, mode), always train real number 0.
 ODD_REALS = {"sdv14": "L", "adm": "CMYK"}
 PARALLEL_MIN_PIXELS = 64 * 1024 * 1024  # below this much fake output, process start-up costs more than it saves
@@ -117,7 +119,9 @@ def _real_bytes(f: DemoFile, rng: np.random.Generator) -> bytes:
 def _fake_bytes(f: DemoFile, rng: np.random.Generator) -> bytes:
     pixels = synth.fake_image(rng, f.generator.name, f.class_id, f.generator.size)
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+    Image.fromarray(pixels).save(
+        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY, optimize=False
+    )
     return buffer.getvalue()
 
 
