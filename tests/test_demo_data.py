@@ -94,8 +94,10 @@ def test_native_fake_sizes_and_varied_real_jpegs(demo_tree: Path) -> None:
     assert len(qualities) >= 3  # and some others in 75..95
 
 
-def test_same_seed_same_bytes_any_worker_count(tmp_path: Path) -> None:
-    first = make_demo_data(tmp_path / "a", classes=1, per_class=1, seed=7)
+def test_same_seed_same_bytes_any_worker_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = tmp_path / "a"
+    assert main(["demo-data", str(first), "--classes", "1", "--per-class", "1", "--seed", "7"]) == 0
+    assert "48 images (24 fake, 24 real)" in capsys.readouterr().out
     second = make_demo_data(tmp_path / "b", classes=1, per_class=1, seed=7, workers=2)
     other = make_demo_data(tmp_path / "c", classes=1, per_class=1, seed=8)
     digests = _digests(first)
