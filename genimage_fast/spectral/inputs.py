@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -47,25 +48,48 @@ def _group_name(label: int, generator: int) -> str:
     return REAL if label == 0 else generator_name(generator)
 
 
-def _tree_candidates(src: Path) -> dict[tuple[str, str], list[Reader]]:
+@dataclass
+class _Candidates:
+    """Every image's position per (group, split), and how to make a reader for a position.
+
+    Positions, not readers: a full GenImage record set has 2.7M samples and only a few thousand
+    are ever read.
+    """
+
+    positions: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    reader_for: dict[str, Callable[[int], Reader]] = field(default_factory=dict)  # per split
+
+    def add(self, name: str, split: str, position: int) -> None:
+        self.positions.setdefault((name, split), []).append(position)
+
+
+def _tree_candidates(src: Path) -> _Candidates:
     from genimage_fast.sources import scan_tree
 
-    found: dict[tuple[str, str], list[Reader]] = {}
-    for s in scan_tree(src).samples:
-        found.setdefault((_group_name(s.label, s.generator), s.split), []).append(functools.partial(_read_file, s.path))
+    samples = scan_tree(src).samples
+    found = _Candidates()
+    for i, s in enumerate(samples):
+        found.add(_group_name(s.label, s.generator), s.split, i)
+    for split in {s.split for s in samples}:
+        found.reader_for[split] = lambda i: functools.partial(_read_file, samples[i].path)
     return found
 
 
-def _records_candidates(src: Path) -> dict[tuple[str, str], list[Reader]]:
+def _record_reader(split: Any, index: int) -> Reader:
+    return functools.partial(split.read_encoded, index)
+
+
+def _records_candidates(src: Path) -> _Candidates:
     from genimage_fast.records import open_records
 
     records = open_records(src)
-    found: dict[tuple[str, str], list[Reader]] = {}
+    found = _Candidates()
     for split_name in records.splits:
         split = records.split(split_name)
         meta = split.meta
         for i, (label, gen) in enumerate(zip(meta["label"].tolist(), meta["generator"].tolist(), strict=True)):
-            found.setdefault((_group_name(label, gen), split_name), []).append(functools.partial(split.read_encoded, i))
+            found.add(_group_name(label, gen), split_name, i)
+        found.reader_for[split_name] = functools.partial(_record_reader, split)
     return found
 
 
@@ -78,18 +102,19 @@ def collect_groups(src: str | os.PathLike, per_group: int, split: str, seed: int
     path = Path(src)
     if not path.exists():
         raise GenImageError(f"{src}: no such file or folder")
-    candidates = _records_candidates(path) if is_record_set(path) else _tree_candidates(path)
-    if not candidates:
+    found = _records_candidates(path) if is_record_set(path) else _tree_candidates(path)
+    if not found.positions:
         raise GenImageError(f"{src}: no images found")
-    names = {name for name, _ in candidates}
+    names = {name for name, _ in found.positions}
     rng = np.random.default_rng(seed)
     groups = []
     for name in sorted(names, key=_group_order):
-        splits = [split] + sorted(s for n, s in candidates if n == name and s != split)
-        chosen = next(s for s in splits if (name, s) in candidates)
-        readers = candidates[(name, chosen)]
-        picked = np.sort(rng.choice(len(readers), size=min(per_group, len(readers)), replace=False))
-        groups.append(Group(name, chosen, [readers[i] for i in picked], len(readers)))
+        splits = [split] + sorted(s for n, s in found.positions if n == name and s != split)
+        chosen = next(s for s in splits if (name, s) in found.positions)
+        positions = found.positions[(name, chosen)]
+        picked = np.sort(rng.choice(len(positions), size=min(per_group, len(positions)), replace=False))
+        readers = [found.reader_for[chosen](positions[i]) for i in picked]
+        groups.append(Group(name, chosen, readers, len(positions)))
     return groups
 
 
