@@ -123,7 +123,7 @@ def test_dali_index_matches_wds2idx(make_records, tmp_path):
     assert (tmp_path / "ref.idx").read_text() == shard.with_suffix(".idx").read_text()
 
 
-@pytest.mark.parametrize("store", ["original", "raw"])
+@pytest.mark.parametrize("store", ["original", pytest.param("raw", marks=pytest.mark.heavy)])
 def test_ffcv_reader_sees_our_fields(make_records, store):
     from ffcv.reader import Reader
 
