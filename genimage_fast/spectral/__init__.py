@@ -2,6 +2,7 @@
 radial profiles (the paper's frequency analysis, Figure 2), numba on the CPU and torch on the GPU."""
 
 from genimage_fast.spectral.accumulate import SpectrumAccumulator
+from genimage_fast.spectral.analysis import periodic_frequencies, periodic_peak_score
 from genimage_fast.spectral.features import (
     average_spectrum,
     log_spectrum,
@@ -20,6 +21,8 @@ __all__ = [
     "average_spectrum",
     "log_spectrum",
     "noise_residual",
+    "periodic_frequencies",
+    "periodic_peak_score",
     "radial_bins",
     "radial_frequencies",
     "radial_profile",
