@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from genimage_fast.bench.spectral import run_spectral_bench
 
 
@@ -18,3 +20,10 @@ def test_bench_spectral_reports_every_feature_with_a_ratio(tmp_path, capsys):
     fast = [r for r in payload["results"] if not r["baseline"]]
     assert all(r["ratio_to_baseline"] > 0 and r["seconds"] > 0 for r in fast)
     assert "non-fft total/numba" in capsys.readouterr().out
+
+
+@pytest.mark.heavy
+def test_numba_is_at_least_3x_numpy_on_the_non_fft_work():
+    payload = run_spectral_bench(n=16, size=128, iters=3, device="cpu")
+    ratios = {r["name"]: r["ratio_to_baseline"] for r in payload["results"]}
+    assert ratios["non-fft total/numba"] >= 3.0, ratios
