@@ -223,6 +223,7 @@ def test_nested_folders_and_odd_entries_in_a_subset(tmp_path: Path) -> None:
             "imagenet_ai_0419_vqdm/train/nature/.cache/x.png",
             "imagenet_ai_0419_vqdm/train/labels.csv",
             "imagenet_ai_0419_vqdm/test/ai/1_vqdm_1.png",
+            "imagenet_ai_0419_vqdm/.DS_Store",
         ],
     )
     result = scan_tree(tmp_path)
@@ -230,6 +231,7 @@ def test_nested_folders_and_odd_entries_in_a_subset(tmp_path: Path) -> None:
         ("imagenet_ai_0419_vqdm/train/nature/n01440764/n01440764_1.JPEG", "train", 0, BY_NAME["vqdm"].id, 0)
     ]
     assert dict(result.skipped) == {
+        "imagenet_ai_0419_vqdm/.DS_Store": "hidden file",
         "imagenet_ai_0419_vqdm/test": "not a train/ or val/ folder",
         "imagenet_ai_0419_vqdm/train/labels.csv": "not an ai/ or nature/ folder",
         "imagenet_ai_0419_vqdm/train/nature/.cache/": "hidden folder",

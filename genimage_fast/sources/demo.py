@@ -151,7 +151,7 @@ def _available_cpus() -> int:
 
 
 def _write_parallel(root: Path, seed: int, files: list[DemoFile], workers: int) -> None:
-    """Spread the files over processes, costliest first, in interleaved chunks (one process per chunk)."""
+    """Spread the files over processes: interleaved chunks of a costliest-first order balance the load."""
     ordered = sorted(files, key=lambda f: -(f.generator.size if f.label else 0))
     chunks = [ordered[i :: workers * 4] for i in range(workers * 4)]
     # spawn, not fork: the caller may hold torch / OpenMP threads that a forked child would inherit.

@@ -24,7 +24,13 @@ _LIST_SKIPPED = 10  # stray files named in the table output
 
 
 def _scan_label_folder(
-    folder: str, prefix: str, split: str, label: int, generator: int, samples: list, skipped: list
+    folder: str,
+    prefix: str,
+    split: str,
+    label: int,
+    generator: int,
+    samples: list[SourceSample],
+    skipped: list[Skipped],
 ) -> None:
     """Every image under one `{split}/{ai|nature}` folder (nested folders included)."""
     stack = [(folder, prefix)]
@@ -51,18 +57,22 @@ def _scan_label_folder(
                 )
 
 
-def _scan_subset(subset: Subset, generator: int, samples: list, skipped: list) -> None:
+def _stray_reason(name: str, expected: str) -> str:
+    return "hidden file" if name.startswith(".") else f"not {expected}"
+
+
+def _scan_subset(subset: Subset, generator: int, samples: list[SourceSample], skipped: list[Skipped]) -> None:
     base = f"{subset.prefix}/" if subset.prefix else ""
     with os.scandir(subset.path) as entries:
         for entry in sorted(entries, key=attrgetter("name")):
             if entry.name not in SPLITS or not entry.is_dir():
-                skipped.append(Skipped(base + entry.name, "not a train/ or val/ folder"))
+                skipped.append(Skipped(base + entry.name, _stray_reason(entry.name, "a train/ or val/ folder")))
                 continue
             with os.scandir(entry.path) as labels:
                 for label_entry in sorted(labels, key=attrgetter("name")):
                     rel = f"{base}{entry.name}/{label_entry.name}"
                     if label_entry.name not in LABEL_FOLDERS or not label_entry.is_dir():
-                        skipped.append(Skipped(rel, "not an ai/ or nature/ folder"))
+                        skipped.append(Skipped(rel, _stray_reason(label_entry.name, "an ai/ or nature/ folder")))
                         continue
                     label = LABEL_FOLDERS[label_entry.name]
                     _scan_label_folder(label_entry.path, rel, entry.name, label, generator, samples, skipped)
