@@ -45,7 +45,8 @@ paths in .beton order). Fields are listed in `genimage_fast.records.ffcv_format`
 `RGBImageField` (raw or jpg mode) for raw / jpeg:Q; then IntFields label, generator, class_id,
 source_format, width, height, jpeg_quality, stored_quality, key, index (position in the .beton).
 
-Resume and `--shard I/N`: chunk c of a split goes to slice c % N. Each slice run writes its chunks,
+Resume and `--shard I/N`: the chunks of all splits, counted in order (train's, then val's), are
+dealt round-robin: chunk number c goes to slice c % N. Each slice run writes its chunks,
 their done-markers and `manifest.shard-I-of-N.json`. When a run finds every chunk done it writes
 the final files and `manifest.json` (on a shared folder the last slice does this). Otherwise merge by
 copying every slice's OUT (files, `.state/`, FFCV's `.staging/`) into one folder and running the same

@@ -3,7 +3,8 @@
 Work is split into chunks (contiguous slices of each split's sorted sample list, DEFAULT_SHARD_SIZE
 samples each). A worker converts a chunk, writes its file(s) via temp + rename, then a done-marker
 in OUT/.state; a rerun with the same arguments skips chunks whose marker matches, so an interrupted
-convert resumes and ends with identical files. `--shard I/N` converts the chunks whose index % N == I.
+convert resumes and ends with identical files. `--shard I/N` converts every N-th chunk starting at
+I, counting the chunks of all splits in order (train's, then val's).
 """
 
 from __future__ import annotations
@@ -248,7 +249,8 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
         extra["quality_distribution"] = {s: {str(q): n for q, n in d.items()} for s, d in distributions.items()}
 
     markers = {c.stem: m for c in chunks if (m := read_marker(out_path, c)) is not None}
-    mine = [c for c in chunks if c.index % shard_count == shard_index]
+    # Chunks are dealt round-robin over all splits, so every slice gets a share even of small sets.
+    mine = [c for position, c in enumerate(chunks) if position % shard_count == shard_index]
     todo = [c for c in mine if c.stem not in markers]
     bar = _Progress(sum(len(c.items) for c in todo), progress)
     try:
