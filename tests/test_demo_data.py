@@ -17,6 +17,7 @@ from genimage_fast.cli import main
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import GENERATORS
 from genimage_fast.sources import make_demo_data, scan_tree
+from genimage_fast.sources.synth import power_law_fields
 
 # The demo_tree fixture (conftest) is made with classes=2, per_class=3: val gets max(2, 3 // 2) = 2 per class.
 CLASSES, TRAIN_PER_CLASS, VAL_PER_CLASS = 2, 3, 2
@@ -117,6 +118,21 @@ def test_refuses_a_non_empty_output(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
     with pytest.raises(GenImageError, match="--classes"):
         make_demo_data(tmp_path / "new", classes=1001)
+
+
+@pytest.mark.parametrize("beta", [1.0, 2.0])
+def test_texture_fields_follow_the_power_law(beta: float) -> None:
+    """Log-log slope of the radially averaged power spectrum (numpy.fft) is -2 * beta."""
+    fields = power_law_fields(np.random.default_rng(0), 8, 128, 128, beta)
+    assert np.allclose(fields.mean(axis=(1, 2)), 0, atol=1e-4) and np.allclose(fields.std(axis=(1, 2)), 1, atol=1e-3)
+    power = (np.abs(np.fft.fft2(fields)) ** 2).mean(axis=0)
+    fy, fx = np.meshgrid(np.fft.fftfreq(128), np.fft.fftfreq(128), indexing="ij")
+    radius = np.hypot(fy, fx)
+    bands = np.geomspace(0.02, 0.4, 12)
+    centres = np.sqrt(bands[:-1] * bands[1:])
+    means = [power[(radius >= lo) & (radius < hi)].mean() for lo, hi in zip(bands[:-1], bands[1:], strict=True)]
+    slope = np.polyfit(np.log(centres), np.log(means), 1)[0]
+    assert abs(slope + 2 * beta) < 0.25
 
 
 def _noise_residual_peak(paths: list[Path], size: int = 128) -> float:
