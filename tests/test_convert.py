@@ -299,3 +299,15 @@ def test_worker_pool_gives_identical_files(tree, tmp_path):
     assert _digests(one) == _digests(two)
     with pytest.raises(GenImageError, match="strict"):
         convert(root, tmp_path / "three", fmt="dali", strict=True, progress=False, shard_size=5, workers=2)
+
+
+@pytest.mark.parametrize(("store", "max_side"), [("raw", None), ("raw", 256), ("original", None), ("jpeg:90", 512)])
+def test_default_shard_size_keeps_shards_near_1gb(store, max_side):
+    from genimage_fast.records.plan import default_shard_size
+    from genimage_fast.records.store import parse_store
+
+    n = default_shard_size(parse_store(store), max_side)
+    side = max_side or 1024
+    raw_bytes = side * side * 3  # the largest sample: decoded pixels (PNG payloads are at most ~half)
+    worst = n * (raw_bytes if store == "raw" else raw_bytes // 2)
+    assert 0.5 * 2**30 < worst <= 2**30 or n == 10_000

@@ -32,7 +32,8 @@ Per-sample metadata (both formats): `label` (0 real, 1 fake), `generator` (id, -
 `split`. `RecordSplit.meta` gives the integers as int64 arrays plus `path` as a list.
 
 DALI (`--format dali`): webdataset tar shards `<split>-<NNNNN>.tar`, one per chunk of
-`shard_size` (default 1000) inputs, each with `<split>-<NNNNN>.idx` in DALI's wds2idx v1.2 format.
+`shard_size` inputs (default: ~1 GB of the largest images: 341 for raw 1024², 682 encoded,
+5461 raw with --max-side 256), each with `<split>-<NNNNN>.idx` in DALI's wds2idx v1.2 format.
 Members per sample: `<key:09d>.jpg|png|raw` then `<key:09d>.json` (the metadata above; for
 `raw` also `raw_shape` [H, W, 3], the payload being the HWC uint8 bytes). Read them with
 `fn.readers.webdataset(paths=tars, index_paths=idxs, ext=["jpg;png", "json"])` (or `["raw",

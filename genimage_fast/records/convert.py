@@ -1,10 +1,11 @@
 """`genimage-fast convert`: a GenImage tree -> FFCV .beton / DALI webdataset record files.
 
-Work is split into chunks (contiguous slices of each split's sorted sample list, DEFAULT_SHARD_SIZE
-samples each). A worker converts a chunk, writes its file(s) via temp + rename, then a done-marker
-in OUT/.state; a rerun with the same arguments skips chunks whose marker matches, so an interrupted
-convert resumes and ends with identical files. `--shard I/N` converts every N-th chunk starting at
-I, counting the chunks of all splits in order (train's, then val's).
+Work is split into chunks (contiguous slices of each split's sorted sample list; their size keeps
+shards near 1 GB, see plan.default_shard_size). A worker converts a chunk, writes its file(s) via
+temp + rename, then a done-marker in OUT/.state; a rerun with the same arguments skips chunks
+whose marker matches, so an interrupted convert resumes and ends with identical files.
+`--shard I/N` converts every N-th chunk starting at I, counting the chunks of all splits in order
+(train's, then val's).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from genimage_fast.records.manifest import (
     write_rejects,
 )
 from genimage_fast.records.plan import (
-    DEFAULT_SHARD_SIZE,
     Chunk,
     Item,
+    default_shard_size,
     draw_quality,
     load_cached,
     make_chunks,
@@ -216,7 +217,7 @@ def _finished(out: Path, run_key: str) -> dict[str, Any] | None:
 def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "all",
             generators: Sequence[str | int] | str | None = None, store: str = "original",
             max_side: int | None = None, workers: int = 1, shard: tuple[int, int] = (0, 1),
-            strict: bool = False, progress: bool = True, shard_size: int = DEFAULT_SHARD_SIZE) -> dict[str, Any]:
+            strict: bool = False, progress: bool = True, shard_size: int | None = None) -> dict[str, Any]:
     """Convert a GenImage tree into record files; return the manifest (the shard's own when partial)."""
     src_path, out_path = Path(src).resolve(), Path(out)
     RECORD_FORMATS.get(fmt).check_available()
@@ -224,10 +225,11 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     shard_index, shard_count = _check_shard(shard)
     if not src_path.exists():
         raise GenImageError(f"source {str(src)!r} does not exist")
-    if shard_size < 1:
-        raise GenImageError("shard_size must be >= 1")
     if max_side is not None and max_side < 1:
         raise GenImageError("--max-side must be >= 1")
+    shard_size = default_shard_size(spec, max_side) if shard_size is None else int(shard_size)
+    if shard_size < 1:
+        raise GenImageError("shard_size must be >= 1")
     splits = select_splits(split)
     generator_ids = parse_generator_ids(generators)
     workers = max(1, int(workers))

@@ -14,9 +14,11 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.generators import BY_NAME, GENERATORS
 from genimage_fast.records.formats import chunk_stem
 from genimage_fast.records.quality import estimate_jpeg_quality
+from genimage_fast.records.store import StoreSpec
 
 SPLITS = ("train", "val")
-DEFAULT_SHARD_SIZE = 1000  # samples per chunk/shard: ~0.1-1.5 GB of GenImage images
+SHARD_BYTES = 1 << 30  # aim: shards of about 1 GB at most
+LARGEST_SIDE = 1024  # GenImage's largest images (Midjourney fakes)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,15 @@ def draw_quality(relpath: str, distribution: dict[int, int]) -> int:
             return quality
         ticket -= count
     raise AssertionError("unreachable: ticket < total")
+
+
+def default_shard_size(spec: StoreSpec, max_side: int | None) -> int:
+    """Samples per chunk so a shard of the largest images stays near 1 GB (fixed before reading any
+    image, since chunk boundaries must be the same on every run and every machine): raw pixels take
+    side² x 3 bytes, an encoded PNG at most about half that."""
+    side = min(max_side or LARGEST_SIDE, LARGEST_SIDE)
+    per_sample = side * side * 3 // (1 if spec.name == "raw" else 2)
+    return max(64, min(10_000, SHARD_BYTES // per_sample))
 
 
 def make_chunks(split: str, items: Sequence[Item], shard_size: int, settings: dict[str, Any]) -> list[Chunk]:
