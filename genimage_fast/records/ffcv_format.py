@@ -33,10 +33,10 @@ from genimage_fast.records.formats import (
     RecordSplit,
     chunk_stem,
 )
+from genimage_fast.records.hashing import sha256_file
 from genimage_fast.records.imageio import EXTENSION_KINDS, sniff_kind
 from genimage_fast.records.store import StoreSpec
 from genimage_fast.records.tarshard import Record, ShardFile, read_index, write_shard
-from genimage_fast.records.verify_hash import sha256_file
 
 FFCV_INT_FIELDS: tuple[str, ...] = META_INT_KEYS + ("index",)
 MIN_PAGE = 1 << 23  # FFCV's default page size (8 MiB); grown for larger samples

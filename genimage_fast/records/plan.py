@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.generators import BY_NAME, GENERATORS
+from genimage_fast.generators import BY_NAME, GENERATORS, parse_generators
 from genimage_fast.records.formats import chunk_stem
 from genimage_fast.records.quality import estimate_jpeg_quality
 from genimage_fast.records.store import StoreSpec
@@ -62,9 +62,7 @@ def parse_generator_ids(generators: Sequence[str | int] | str | None) -> list[in
         elif g in BY_NAME:
             ids.add(BY_NAME[g].id)
         else:
-            from genimage_fast.generators import parse_generators
-
-            parse_generators(g)  # raises the standard unknown-generator error
+            parse_generators(str(g))  # raises the standard unknown-generator error
     return sorted(ids)
 
 

@@ -18,7 +18,7 @@ from genimage_fast.records.imageio import (
 )
 from genimage_fast.registry import Registry
 
-Payload = tuple[str, "bytes | np.ndarray"]  # (kind: jpeg|png|raw, bytes or HWC uint8)
+Payload = tuple[str, bytes | np.ndarray]  # (kind: jpeg|png|raw, bytes or HWC uint8)
 DEFAULT_REENCODE_QUALITY = 95  # a resized JPEG whose quality cannot be estimated
 
 

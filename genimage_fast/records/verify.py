@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.records.hashing import sha256_file
 from genimage_fast.records.manifest import read_manifest
-from genimage_fast.records.verify_hash import sha256_file
 
 
 def verify(path: str | Path) -> int:
