@@ -230,8 +230,13 @@ def test_cuda_bf16_channels_last_steps(records: Path, tmp_path: Path) -> None:
                     overrides=["train.device=cuda", "train.precision=bf16", "train.channels_last=true",
                                "train.max_steps=4", "train.batch_size=8", "data.image_size=64"])
     assert summary["steps"] == 4 and summary["images_per_second"] > 0
+    assert 0.0 <= summary["val_accuracy"]["mean"] <= 1.0
     ckpt = _load(tmp_path / "run/checkpoints/last.pt")
-    assert all(v.device.type == "cpu" for v in ckpt["model"].values())
+    assert ckpt["scaler"] == {} and all(torch.isfinite(v.float()).all() for v in ckpt["model"].values())
+    # fp16 adds a GradScaler whose state is checkpointed.
+    train(DEMO, records, out=tmp_path / "fp16", overrides=["train.device=cuda", "train.precision=fp16",
+                                                            "train.max_steps=2", "train.batch_size=8"])
+    assert "scale" in _load(tmp_path / "fp16/checkpoints/last.pt")["scaler"]
 
 
 def test_resume_with_another_optimizer_is_refused(records: Path, tmp_path: Path) -> None:

@@ -53,10 +53,10 @@ def bench_train(recipe: str, data: str, steps: int = 20, warmup: int = 5, overri
     fixed = [next(batches).to(dev) for _ in range(accum)]
 
     def synthetic_step() -> int:
-        return trainer._train_step(fixed)[1]
+        return trainer.train_step(fixed)[1]
 
     def loader_step() -> int:
-        return trainer._train_step([next(batches) for _ in range(accum)])[1]
+        return trainer.train_step([next(batches) for _ in range(accum)])[1]
 
     def loader_only() -> int:
         return sum(len(next(batches)) for _ in range(accum))

@@ -167,7 +167,7 @@ class Trainer:
 
     def __init__(self, cfg: RecipeConfig, data: str | Path, val: str | Path | None, run_dir: Path | None,
                  ctx: DistContext) -> None:
-        """run_dir None: write nothing (benchmarks drive `_train_step` directly)."""
+        """run_dir None: write nothing (benchmarks drive `train_step` directly)."""
         from genimage_fast.engine.augment import build_train_augment
         from genimage_fast.engine.losses import build_loss
         from genimage_fast.loaders import build_loader
@@ -315,7 +315,7 @@ class Trainer:
         self.loader.set_epoch(self.state.epoch, start_batch=self.state.batch)
         yield from self.loader
 
-    def _train_step(self, batches: Sequence[Any]) -> tuple[torch.Tensor, int]:
+    def train_step(self, batches: Sequence[Any]) -> tuple[torch.Tensor, int]:
         """One optimizer step over grad_accum micro-batches; returns (summed loss on device, images)."""
         accum = len(batches)
         total = torch.zeros((), device=self.device)
@@ -357,7 +357,7 @@ class Trainer:
                 if len(pending) < tc.grad_accum:
                     continue
                 lr = self.schedule.get_last_lr()[0]  # the lr this step uses
-                loss, images = self._train_step(pending)
+                loss, images = self.train_step(pending)
                 pending = []
                 s.step += 1
                 s.batch += tc.grad_accum
@@ -427,7 +427,8 @@ class Trainer:
         s = self.state
         acc = self.validate()
         s.last_val, s.last_val_step = acc, s.step
-        self.metrics.write({"step": s.step, "epoch": s.epoch, "val_accuracy": acc})
+        trained_epoch = s.epoch - 1 if s.batch == 0 and s.epoch > 0 else s.epoch  # as in the step lines
+        self.metrics.write({"step": s.step, "epoch": trained_epoch, "val_accuracy": acc})
         if tb is not None:
             for key, value in acc.items():
                 tb.add_scalar(f"val_accuracy/{key}", value, s.step)
