@@ -17,6 +17,7 @@ from genimage_fast.cli import main
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import GENERATORS
 from genimage_fast.sources import make_demo_data, scan_tree
+from genimage_fast.sources.png import encode_png_rgb
 from genimage_fast.sources.synth import power_law_fields
 
 # The demo_tree fixture (conftest) is made with classes=2, per_class=3: val gets max(2, 3 // 2) = 2 per class.
@@ -118,6 +119,22 @@ def test_refuses_a_non_empty_output(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
     with pytest.raises(GenImageError, match="--classes"):
         make_demo_data(tmp_path / "new", classes=1001)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (64, 48)])
+def test_png_writer_round_trips_through_pil(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(1)
+    for pixels in (
+        rng.integers(0, 256, (*shape, 3), dtype=np.uint8),  # noise: every filter difference wraps
+        np.broadcast_to(np.arange(shape[1], dtype=np.uint8)[None, :, None] * 3, (*shape, 3)),  # a smooth ramp
+    ):
+        data = encode_png_rgb(pixels)
+        with Image.open(io.BytesIO(data)) as image:
+            assert (image.format, image.mode, image.size) == ("PNG", "RGB", (shape[1], shape[0]))
+            assert np.array_equal(np.asarray(image), pixels)
+        assert encode_png_rgb(pixels.copy()) == data
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        encode_png_rgb(np.zeros((4, 4, 4), np.uint8))
 
 
 @pytest.mark.parametrize("beta", [1.0, 2.0])

@@ -15,7 +15,6 @@ import os
 import shutil
 import sys
 import tempfile
-import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,14 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.generators import GENERATORS, Generator
 from genimage_fast.sources import synth
 from genimage_fast.sources.naming import NUM_CLASSES, fake_file_name, real_train_name, real_val_name
+from genimage_fast.sources.png import encode_png_rgb
 
 SPLIT_IDS = {"train": 0, "val": 1}
 REAL_SIDES = (160, 500)  # reals' width and height range (px)
 REAL_QUALITY = 96  # most ImageNet JPEGs
 REAL_QUALITY_OTHER = (75, 95)  # the rest, uniform
 OTHER_QUALITY_SHARE = 0.25
-PNG_COMPRESS_LEVEL = 1  # fast (1024^2 midjourney PNGs dominate) and deterministic
-PNG_STRATEGY = zlib.Z_RLE  # as fast as the default at level 1 on smooth images, and ~25% smaller files
+PNG_LEVEL = 1  # zlib level: fast (the 1024^2 midjourney PNGs dominate the run time)
 # One odd real per tree, as in ImageNet: (generator name, mode), always train real number 0.
 ODD_REALS = {"sdv14": "L", "adm": "CMYK"}
 PARALLEL_MIN_PIXELS = 64 * 1024 * 1024  # below this much fake output, process start-up costs more than it saves
@@ -117,12 +116,7 @@ def _real_bytes(f: DemoFile, rng: np.random.Generator) -> bytes:
 
 
 def _fake_bytes(f: DemoFile, rng: np.random.Generator) -> bytes:
-    pixels = synth.fake_image(rng, f.generator.name, f.class_id, f.generator.size)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(
-        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL, compress_type=PNG_STRATEGY, optimize=False
-    )
-    return buffer.getvalue()
+    return encode_png_rgb(synth.fake_image(rng, f.generator.name, f.class_id, f.generator.size), PNG_LEVEL)
 
 
 def render(f: DemoFile, seed: int) -> bytes:
