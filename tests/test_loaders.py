@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import requires_cuda
+
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders import LOADERS, Batch, build_loader
 from genimage_fast.records import open_records

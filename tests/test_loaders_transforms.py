@@ -11,7 +11,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.transforms import RandomResizedCrop
 
-from genimage_fast.loaders.decode import decode_crop, dct_scale
+from genimage_fast.loaders.decode import dct_scale, decode_crop
 from genimage_fast.loaders.plan import EpochPlanner
 from genimage_fast.loaders.transforms import TransformSpec, make_crop_plan
 
