@@ -187,6 +187,9 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
         drop_last=train if drop_last is None else drop_last, shuffle=train)
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GenImageError("device 'cuda' was asked for but CUDA is not available")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GenImageError("device 'cuda' was asked for but CUDA is not available")
+        if dev.index is None:  # "cuda" -> "cuda:N", so device comparisons and DALI's device_id agree
+            dev = torch.device("cuda", torch.cuda.current_device())
     return LOADERS.get(name)(rs, split, planner, dev, num_workers)

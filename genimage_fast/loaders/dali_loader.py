@@ -82,7 +82,7 @@ class DaliLoader(Loader):
 
     def _pipeline(self):
         if self._pipe is None:
-            device_id = (self.device.index or 0) if self.device.type == "cuda" else None
+            device_id = self.device.index if self.device.type == "cuda" else None
             self._pipe = build_pipeline(self.planner.batch_size, self.image_size, self.num_workers,
                                         device_id, self._raw)
         return self._pipe

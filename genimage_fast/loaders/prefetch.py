@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 
 import torch
 
@@ -22,11 +23,10 @@ def prefetch(batches: Iterable[Batch], device: torch.device) -> Iterator[Batch]:
     stream = torch.cuda.Stream(device=device)
 
     def upload(batch: Batch) -> Batch:
-        if batch.images.device == device:  # a GPU-decoding backend already put it there
-            return batch
-        host = batch if batch.images.is_pinned() else batch.pin_memory()
+        # GPU-decoding backends hand over images already on the device; the metadata still moves.
         with torch.cuda.stream(stream):
-            return host.to(device, non_blocking=True)
+            return Batch(**{f.name: _pinned(getattr(batch, f.name)).to(device, non_blocking=True)
+                            for f in fields(batch)})
 
     pending: Batch | None = None
     for batch in batches:
@@ -38,9 +38,13 @@ def prefetch(batches: Iterable[Batch], device: torch.device) -> Iterator[Batch]:
         yield _handover(pending, stream)
 
 
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.is_cuda or tensor.is_pinned() else tensor.pin_memory()
+
+
 def _handover(batch: Batch, stream: torch.cuda.Stream) -> Batch:
     current = torch.cuda.current_stream(stream.device)
     current.wait_stream(stream)
-    for tensor in (batch.images, batch.labels, batch.generators, batch.class_ids, batch.indices):
-        tensor.record_stream(current)
+    for f in fields(batch):
+        getattr(batch, f.name).record_stream(current)
     return batch
