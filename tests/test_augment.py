@@ -26,13 +26,6 @@ from genimage_fast.errors import GenImageError
 GEOMETRIC = {"Rotate", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel"}
 
 
-class NoNegation:
-    """Stands in for the numpy generator: random() = 0 never flips an op's sign (timm: > 0.5 flips)."""
-
-    def random(self) -> float:
-        return 0.0
-
-
 def smooth_image(seed: int, h: int = 48, w: int = 40) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     coarse = torch.tensor(rng.integers(0, 256, (1, 3, 8, 8)).astype(np.float32))
@@ -53,12 +46,25 @@ def test_ops_match_timms_pil_ops(name: str, monkeypatch: pytest.MonkeyPatch) -> 
         op = timm_aa.AugmentOp(name, prob=1.0, magnitude=magnitude,
                                hparams={"img_mean": (124, 116, 104), "interpolation": Image.BILINEAR})
         ref = np.asarray(op(pil)).astype(int)
-        got = OPS.get(name)(img, magnitude, NoNegation()).permute(1, 2, 0).numpy().astype(int)
+        got = OPS.get(name)(img[None], np.array([magnitude]), np.array([1.0]))[0].permute(1, 2, 0).numpy().astype(int)
         diff = np.abs(ref - got)
         if name in GEOMETRIC:  # resampling conventions differ at the borders only
             assert np.mean(diff <= 2) > 0.93, (name, magnitude, np.mean(diff <= 2))
         else:
             assert diff.max() <= 1, (name, magnitude, diff.max())
+
+
+def test_grouped_ops_give_each_image_its_own_op_and_magnitude() -> None:
+    from genimage_fast.engine.augment import apply_grouped
+
+    images = batch(4)
+    names = ("Invert", "Brightness")
+    got = apply_grouped(images, np.array([0, -1, 1, 1]), names, np.array([0.0, 0.0, 2.0, 8.0]), np.ones(4))
+    assert torch.equal(got[0], 255 - images[0]) and torch.equal(got[1], images[1])
+    for i in (2, 3):
+        single = OPS.get("Brightness")(images[i:i + 1], np.array([float(2 + 6 * (i - 2))]), np.ones(1))
+        assert torch.equal(got[i], single[0])
+    assert not torch.equal(got[2], got[3])
 
 
 def test_randaugment_policy_strings() -> None:
