@@ -66,7 +66,7 @@ def test_eval_crop_equals_torchvision_resize_then_center_crop():
     image = _smooth_image(375, 500)
     ref = TF.center_crop(TF.resize(torch.from_numpy(image).permute(2, 0, 1), 256, antialias=True), [224, 224])
     box = make_crop_plan(TransformSpec("eval", 224), np.array([500]), np.array([375]), 0, 0).boxes[0]
-    ours = torch.from_numpy(decode_crop("raw", image, box, 224, False)).permute(2, 0, 1)
+    ours = torch.from_numpy(decode_crop("raw", image, box, 224, False).copy()).permute(2, 0, 1)
     assert (ours.int() - ref.int()).abs().float().mean() <= 1.0
 
 
@@ -156,3 +156,19 @@ def test_crops_do_not_depend_on_the_selection():
     boxes = {int(i): box for b in full for i, box in zip(b.indices, b.boxes, strict=True)}
     for i, box in zip(some[0].indices, some[0].boxes, strict=True):
         assert np.array_equal(boxes[int(i)], box)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+def test_png_decode_equals_pil_in_every_mode(mode):
+    image = Image.fromarray(_smooth_image(50, 70, seed=2)).convert(mode)
+    data = _save(image)  # RGB goes through OpenCV when installed, the other modes through PIL
+    box = np.array([0.1, 0.1, 0.9, 0.8])
+    ref = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((32, 32), Image.BILINEAR,
+                                                                          box=(7.0, 5.0, 63.0, 40.0)))
+    assert np.array_equal(decode_crop("png", data, box, 32, False), ref)
+
+
+def _save(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()

@@ -84,10 +84,32 @@ def decode_jpeg(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarr
     return resize_box(Image.fromarray(pixels), box, size, flip)
 
 
+@functools.lru_cache(maxsize=1)
+def opencv():  # -> the cv2 module | None
+    """OpenCV when installed (it comes with the ffcv extra): its PNG decode is ~20% faster than PIL's."""
+    try:
+        import cv2
+
+        return cv2
+    except ImportError:
+        return None
+
+
+def _is_rgb8_png(data) -> bool:
+    """IHDR says 8-bit truecolour (GenImage's fakes): OpenCV decodes these bit-identically to PIL."""
+    return len(data) > 26 and bytes(data[:4]) == _PNG_MAGIC and data[24] == 8 and data[25] == 2
+
+
 @DECODERS.register("png")
 def decode_png(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
     """PNG (or anything PIL reads) at full size: PNG has no cheaper reduced decode."""
-    return _pil(data, box, size, flip)
+    cv2 = opencv()
+    if cv2 is None or not _is_rgb8_png(data):  # palette, grey, alpha, 16-bit: PIL's conversions
+        return _pil(data, box, size, flip)
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("damaged PNG (OpenCV cannot decode it)")
+    return resize_box(Image.fromarray(bgr[:, :, ::-1]), box, size, flip)
 
 
 @DECODERS.register("raw")
