@@ -3,8 +3,8 @@
 One program owns a TILE x TILE block of output pixels (whole MCUs) of one image. It reads the
 pixels it needs (luma for the tile; chroma for the tile plus a one-block ring, because fancy
 upsampling looks one chroma sample past each edge), runs colour conversion, 2x2 chroma averaging,
-8x8 DCTs as block-diagonal matmuls, quantisation, IDCT, triangle upsampling (as two small
-matmuls with 3/1 weights, exact in any float mode) and YCbCr->RGB, and writes the tile once.
+8x8 DCTs as block-diagonal matmuls (tensor cores, 3xTF32), quantisation, IDCT, triangle
+upsampling (two small matmuls with 3/1 weights, exact) and YCbCr->RGB, and writes the tile once.
 Per-sample quality comes from a tensor; quality 0 copies the sample through.
 """
 
@@ -23,6 +23,9 @@ _CR_R, _CR_G, _CR_B = tl.constexpr(K.CR_R), tl.constexpr(K.CR_G), tl.constexpr(K
 _R_CR, _G_CB, _G_CR, _B_CB = (tl.constexpr(K.R_CR), tl.constexpr(K.G_CB), tl.constexpr(K.G_CR),
                               tl.constexpr(K.B_CB))
 _HALF = tl.constexpr(K.ONE_HALF)
+# 3xTF32: tensor-core matmuls with fp32-level accuracy (plain "ieee" FMA dots spill ~3x more
+# registers at TILE=32 on sm_90). The upsampling operands are integers < 2048, exact in any mode.
+DOT_PRECISION = tl.constexpr("tf32x3")
 _CHROMA_ROUND = tl.constexpr(K.CBCR_OFFSET + K.ONE_HALF - 1)
 
 
@@ -49,9 +52,9 @@ def _round_trip_blocks(samples, table_ptr, scale, dct_ptr, SIZE: tl.constexpr):
     base = tl.load(table_ptr + (i % 8) * 8 + k % 8)
     q = tl.minimum(tl.maximum((base * scale + 50) // 100, 1), 255).to(tl.float32)
     x = samples.to(tl.float32) - 128.0
-    coef = tl.dot(tl.dot(d, x, input_precision="ieee"), dt, input_precision="ieee") / q
+    coef = tl.dot(tl.dot(d, x, input_precision=DOT_PRECISION), dt, input_precision=DOT_PRECISION) / q
     coef = tl.where(coef >= 0, tl.floor(coef + 0.5), -tl.floor(0.5 - coef))
-    pix = tl.dot(tl.dot(dt, coef * q, input_precision="ieee"), d, input_precision="ieee") + 128.0
+    pix = tl.dot(tl.dot(dt, coef * q, input_precision=DOT_PRECISION), d, input_precision=DOT_PRECISION) + 128.0
     return tl.minimum(tl.maximum(tl.floor(pix + 0.5), 0.0), 255.0)
 
 
@@ -95,8 +98,8 @@ def _upsample_matrix(out_idx, chroma_start, n_real, CT: tl.constexpr, ROWS: tl.c
 @triton.jit
 def _upsample(c, up_rows, up_cols, bias):
     """(3*near + far) vertically, then horizontally, + 8/7, >> 4 (jdsample.c h2v2_fancy_upsample)."""
-    colsum = tl.dot(up_rows, c, input_precision="ieee")
-    total = tl.dot(colsum, up_cols, input_precision="ieee") + bias
+    colsum = tl.dot(up_rows, c, input_precision=DOT_PRECISION)
+    total = tl.dot(colsum, up_cols, input_precision=DOT_PRECISION) + bias
     return tl.floor(total / 16.0).to(tl.int32)
 
 
@@ -113,17 +116,29 @@ def jpeg_round_trip_kernel(x_ptr, out_ptr, quality_ptr, table_ptr, dct_ptr, H, W
     qc = tl.minimum(tl.maximum(quality, 1), 100)
     scale = tl.where(qc < 50, 5000 // qc, 200 - 2 * qc)
 
-    # Luma of the tile, edge-replicated past the image (whole MCUs).
     y0 = pid_h * TILE
     x0 = pid_w * TILE
     rows = y0 + tl.arange(0, TILE)
     cols = x0 + tl.arange(0, TILE)
+    mask = (rows < H)[:, None] & (cols < W)[None, :]
+    out_offs = rows[:, None] * W + cols[None, :]
+    if quality <= 0:  # pass the sample through (CNNSpot's coin said no)
+        for ch in tl.static_range(3):
+            tl.store(out_ptr + ch * HW + out_offs, tl.load(x_ptr + ch * HW + out_offs, mask=mask), mask=mask)
+    else:
+        _round_trip_tile(x_ptr, out_ptr, table_ptr, dct_ptr, H, W, HW, scale, y0, x0, rows, cols, mask, out_offs, CT)
+
+
+@triton.jit
+def _round_trip_tile(x_ptr, out_ptr, table_ptr, dct_ptr, H, W, HW, scale, y0, x0, rows, cols, mask, out_offs,
+                     CT: tl.constexpr):
+    # Luma of the tile, edge-replicated past the image (whole MCUs).
     offs = tl.minimum(rows, H - 1)[:, None] * W + tl.minimum(cols, W - 1)[None, :]
     red = tl.load(x_ptr + offs).to(tl.int32)
     green = tl.load(x_ptr + HW + offs).to(tl.int32)
     blue = tl.load(x_ptr + 2 * HW + offs).to(tl.int32)
     luma = (_Y_R * red + _Y_G * green + _Y_B * blue + _HALF) >> 16
-    luma = _round_trip_blocks(luma, table_ptr, scale, dct_ptr, TILE).to(tl.int32)
+    luma = _round_trip_blocks(luma, table_ptr, scale, dct_ptr, rows.shape[0]).to(tl.int32)
 
     # Chroma of the tile plus a one-block ring (CT >= TILE/2 + 16 samples each way).
     hc = (H + 1) // 2
@@ -145,15 +160,9 @@ def jpeg_round_trip_kernel(x_ptr, out_ptr, quality_ptr, table_ptr, dct_ptr, H, W
     r_out = luma + ((_R_CR * cr + _HALF) >> 16)
     g_out = luma + ((_G_CB * cb + _HALF + _G_CR * cr) >> 16)
     b_out = luma + ((_B_CB * cb + _HALF) >> 16)
-    keep = quality <= 0
-    mask = (rows < H)[:, None] & (cols < W)[None, :]
-    out_offs = rows[:, None] * W + cols[None, :]
-    r_out = tl.where(keep, red, tl.minimum(tl.maximum(r_out, 0), 255))
-    g_out = tl.where(keep, green, tl.minimum(tl.maximum(g_out, 0), 255))
-    b_out = tl.where(keep, blue, tl.minimum(tl.maximum(b_out, 0), 255))
-    tl.store(out_ptr + out_offs, r_out.to(tl.uint8), mask=mask)
-    tl.store(out_ptr + HW + out_offs, g_out.to(tl.uint8), mask=mask)
-    tl.store(out_ptr + 2 * HW + out_offs, b_out.to(tl.uint8), mask=mask)
+    tl.store(out_ptr + out_offs, tl.minimum(tl.maximum(r_out, 0), 255).to(tl.uint8), mask=mask)
+    tl.store(out_ptr + HW + out_offs, tl.minimum(tl.maximum(g_out, 0), 255).to(tl.uint8), mask=mask)
+    tl.store(out_ptr + 2 * HW + out_offs, tl.minimum(tl.maximum(b_out, 0), 255).to(tl.uint8), mask=mask)
 
 
 def jpeg_round_trip_triton(x: torch.Tensor, quality: torch.Tensor, tile: int | None = None) -> torch.Tensor:
