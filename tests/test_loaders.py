@@ -174,3 +174,15 @@ def test_cuda_batches_arrive_on_the_device_and_match(make_records, backend):
     assert all(b.images.is_cuda for b in gpu)
     images = torch.cat([b.images.cpu() for b in gpu])
     assert _mean_abs(images, host["images"]) <= 2.0  # nvJPEG vs libjpeg-turbo: rounding only
+
+
+def test_ffcv_epoch_after_an_early_break_is_complete_and_planned(make_records):
+    kwargs = dict(batch_size=8, train=True, image_size=16, seed=1)
+    ffcv = build_loader(make_records("ffcv"), backend="ffcv", num_workers=1, **kwargs)
+    for _ in ffcv:
+        break  # abandons epoch 0 mid-way
+    ffcv.set_epoch(1)
+    cpu = build_loader(make_records("ffcv"), backend="cpu", num_workers=0, **kwargs)
+    cpu.set_epoch(1)
+    a, b = _epoch(ffcv), _epoch(cpu)
+    assert torch.equal(a["indices"], b["indices"]) and _mean_abs(a["images"], b["images"]) <= 2.0

@@ -218,7 +218,10 @@ class FfcvLoader(Loader):
             if self._failure is not None:
                 raise self._failure
         finally:
+            # Stop FFCV's thread before another epoch reuses the buffers and crop tables it reads;
+            # it notices within a queue timeout (0.5 s) once its output queue is full.
             iterator.close()
+            iterator.join(timeout=60)
 
 
 def _next_batch(iterator, path: str) -> np.ndarray:
