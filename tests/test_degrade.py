@@ -179,7 +179,8 @@ def test_cnnspot_probabilities_and_reproducibility(batch: torch.Tensor) -> None:
     always = degrade.cnnspot(batch, p_blur=1.0, p_jpeg=1.0, quality=(30, 30),
                              generator=torch.Generator().manual_seed(1))
     assert all(not torch.equal(always[i], batch[i]) for i in range(len(batch)))
-    for bad in ({"p_blur": 1.5}, {"p_jpeg": -0.1}, {"quality": (50, 20)}, {"quality": (0, 90)}, {"sigma_max": -1}):
+    for bad in ({"p_blur": 1.5}, {"p_jpeg": -0.1}, {"quality": (50, 20)}, {"quality": (0, 90)}, {"sigma_max": -1},
+                {"sigma_max": float("inf")}):
         with pytest.raises(ValueError):
             degrade.cnnspot(batch, **bad)
 

@@ -11,6 +11,7 @@ device.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -175,8 +176,8 @@ def cnnspot(x: torch.Tensor, p_blur: float = 0.5, p_jpeg: float = 0.5, generator
     x = check_images(x)
     p_blur = check_probability(p_blur, "p_blur")
     p_jpeg = check_probability(p_jpeg, "p_jpeg")
-    if isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or not sigma_max >= 0:
-        raise ValueError(f"sigma_max must be a number >= 0, got {sigma_max!r}")
+    if isinstance(sigma_max, bool) or not isinstance(sigma_max, (int, float)) or not 0 <= sigma_max < math.inf:
+        raise ValueError(f"sigma_max must be a finite number >= 0, got {sigma_max!r}")
     lo, hi = check_quality_range(quality)
     kind = resolve_backend(backend, x)
     n = x.shape[0]
