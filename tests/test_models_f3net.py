@@ -10,6 +10,7 @@ import timm
 import torch
 from torch import nn
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.models import create_model
 from genimage_fast.models.common import count_parameters
 from genimage_fast.models.f3net import FADHead, LFSHead, MixBlock, dct_matrix
@@ -76,7 +77,7 @@ def test_f3net_stream_inputs_at_299() -> None:
     model = create_model("f3net")
     fad, lfs = model.heads(torch.rand(1, 3, 299, 299))
     assert fad.shape == (1, 12, 299, 299) and lfs.shape == (1, 6, 149, 149)
-    with pytest.raises(ValueError, match="299"):
+    with pytest.raises(GenImageError, match="299"):
         model.heads(torch.rand(1, 3, 224, 224))
 
 

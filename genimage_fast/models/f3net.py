@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.models.common import HALF, Normalize
 from genimage_fast.models.factory import ModelSpec, register_model
 
@@ -170,7 +171,9 @@ class F3Net(nn.Module):
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two streams' inputs (FAD [N, 12, S, S], LFS [N, M, S', S']) for a [0, 1] image batch."""
         if x.shape[-2:] != (self.img_size, self.img_size):
-            raise ValueError(f"F3Net built for {self.img_size}x{self.img_size} input, got {tuple(x.shape[-2:])}")
+            # The FAD filters are learnable per DCT coefficient, so the input size is part of the model.
+            raise GenImageError(f"f3net is built for {self.img_size}x{self.img_size} input, got "
+                                f"{x.shape[-2]}x{x.shape[-1]}: set data.image_size (or model.kwargs.img_size)")
         with torch.autocast(x.device.type, enabled=False):
             x = self.normalize(x.float())
             return self.fad_head(x), self.lfs_head(x)
