@@ -46,17 +46,20 @@ def _jpeg_libjpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """PIL (libjpeg-turbo) save at quality with 4:2:0 + reopen, one image at a time; quality 0 copies."""
     from PIL import Image
 
-    arrays = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    out = arrays.copy()
+    planes = x.contiguous().cpu().numpy()  # NCHW; PIL interleaves planes faster than a torch permute
+    out = np.empty_like(planes)
     for i, q in enumerate(quality.tolist()):
         if q <= 0:
+            out[i] = planes[i]
             continue
+        image = Image.merge("RGB", [Image.fromarray(planes[i, c]) for c in range(3)])
         buf = io.BytesIO()
-        Image.fromarray(arrays[i]).save(buf, format="JPEG", quality=int(q), subsampling="4:2:0")
+        image.save(buf, format="JPEG", quality=int(q), subsampling="4:2:0")
         buf.seek(0)
         with Image.open(buf) as decoded:
-            out[i] = np.asarray(decoded.convert("RGB"))
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(x.device)
+            decoded.load()  # an RGB JPEG decodes straight to RGB: no conversion copy
+            out[i] = np.asarray(decoded if decoded.mode == "RGB" else decoded.convert("RGB")).transpose(2, 0, 1)
+    return torch.from_numpy(out).to(x.device)
 
 
 JPEG_IMPLS.add("torch", jpeg_round_trip_reference)
@@ -108,18 +111,19 @@ def _blur_cpu(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor, trunc
 
 
 def _blur_scipy_uint8(x: torch.Tensor, weights: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
-    """scipy.ndimage.gaussian_filter(img, (s, s, 0)) on each uint8 HWC image (CNNSpot's call)."""
+    """scipy.ndimage.gaussian_filter on each uint8 channel plane, in place, as CNNSpot called it
+    (the same arrays as gaussian_filter(img, (s, s, 0)) on HWC; planes avoid a layout copy)."""
     from scipy.ndimage import correlate1d
 
-    arrays = x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    out = arrays.copy()
+    out = x.contiguous().cpu().numpy().copy()  # NCHW
     for i, (row, radius) in enumerate(zip(weights.tolist(), radii.tolist(), strict=True)):
         if radius == 0:
             continue
         kernel = np.array(row[radius:0:-1] + row[: radius + 1], dtype=np.float64)  # symmetric, 2r+1 taps
-        for axis in (0, 1):  # gaussian_filter's order: rows, then columns, uint8 after each pass
-            correlate1d(out[i], kernel, axis=axis, output=out[i], mode="reflect")
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(x.device)
+        for plane in out[i]:
+            for axis in (0, 1):  # gaussian_filter's order: rows, then columns, uint8 after each pass
+                correlate1d(plane, kernel, axis=axis, output=plane, mode="reflect")
+    return torch.from_numpy(out).to(x.device)
 
 
 BLUR_IMPLS.add("cpu", _blur_cpu)
