@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from genimage_fast.kernels.runtime import interpreting, next_pow2
 
 STORE_FLOAT: tl.constexpr = tl.constexpr(0)  # keep the float sum (first pass of float mode)

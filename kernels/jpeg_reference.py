@@ -10,6 +10,7 @@ Vectorised over the batch; quality 0 marks a sample that passes through unchange
 from __future__ import annotations
 
 import torch
+
 from genimage_fast.kernels import jpeg_constants as K
 
 

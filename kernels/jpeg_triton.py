@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
 from genimage_fast.kernels import jpeg_constants as K
 from genimage_fast.kernels.runtime import interpreting, next_pow2
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
 from genimage_fast.kernels.blur_reference import (
     gaussian_blur_reference,
     gaussian_radius,
@@ -17,9 +20,6 @@ from genimage_fast.kernels.blur_reference import (
     scipy_weights,
     weight_table,
 )
-from PIL import Image
-from scipy.ndimage import gaussian_filter
-
 from tests.conftest import requires_cuda
 
 SIGMAS = (1.0, 3.0, 5.0)

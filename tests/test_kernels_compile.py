@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from genimage_fast.kernels.runtime import interpreting
 
 pytestmark = pytest.mark.skipif(interpreting(), reason="TRITON_INTERPRET=1 replaces kernels with the interpreter")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from genimage_fast.kernels.jpeg_constants import quant_tables
-from genimage_fast.kernels.jpeg_reference import jpeg_round_trip_reference
 from PIL import Image
 
+from genimage_fast.kernels.jpeg_constants import quant_tables
+from genimage_fast.kernels.jpeg_reference import jpeg_round_trip_reference
 from tests.conftest import requires_cuda
 
 QUALITIES = (30, 65, 95)
