@@ -127,11 +127,9 @@ def resolve_generators(generators: Sequence[int | str] | str | None) -> list[int
 
 def choose_backend(backend: str, fmt: str) -> str:
     """Apply the auto rule, or check an explicit choice (installed and able to read `fmt`)."""
-    if backend == "auto":
-        native = {"dali": "dali", "ffcv": "ffcv"}.get(fmt)
-        if native in LOADERS and LOADERS.get(native).missing() is None:
-            return native
-        return "cpu"
+    if backend == "auto":  # a format-specific backend that is installed, else the universal cpu one
+        native = [name for name in LOADERS.names() if LOADERS.get(name).formats == (fmt,)]
+        return next((name for name in native if LOADERS.get(name).missing() is None), "cpu")
     cls = LOADERS.get(backend)
     if fmt not in cls.formats:
         raise GenImageError(f"the {backend} loader cannot read {fmt} records; it reads: {', '.join(cls.formats)} "
