@@ -138,6 +138,44 @@ def test_recipe_loads_and_builds_its_model(name: str) -> None:
         assert isinstance(create_model(cfg.model.name, **cfg.model.kwargs), nn.Module)
 
 
+# Supplement B's stated settings per detector: (optimizer, lr, epochs, batch size, random erase, loss).
+SUPPLEMENT_B = {
+    "resnet50": ("sgd", 0.05, 200, 64, 0.6, "jsd_ce"),
+    "deit_s": ("adamw", 2e-4, 300, 256, 0.25, "ce"),
+    "swin_t": ("adamw", 5e-4, 300, 128, 0.25, "ce"),
+    "cnnspot": ("adam", 5e-4, 30, 64, 0.0, "bce"),
+    "spec": ("sgd", 2e-4, 64, 64, 0.0, "ce"),
+    "f3net": ("adam", 2e-4, 5, 12, 0.0, "bce"),
+    "gramnet": ("adam", 1e-5, 5, 14, 0.0, "nll"),
+}
+
+
+@pytest.mark.parametrize("name", PAPER_MODELS)
+def test_recipe_settings_follow_supplement_b(name: str) -> None:
+    from genimage_fast.engine.augment import build_train_augment
+    from genimage_fast.engine.losses import build_loss
+
+    cfg = load_config(RECIPES / f"{name}.yaml")
+    got = (cfg.optim.name, cfg.optim.lr, cfg.train.epochs, cfg.train.batch_size, cfg.aug.random_erase, cfg.loss.name)
+    assert got == pytest.approx(SUPPLEMENT_B[name])
+    assert cfg.loss.name == get_model_spec(name).default_loss
+    build_loss(cfg.loss)
+    build_train_augment(cfg.aug, cfg.loss)
+
+
+def test_recipe_extras_from_the_supplement_and_design() -> None:
+    deit, swin = load_config(RECIPES / "deit_s.yaml"), load_config(RECIPES / "swin_t.yaml")
+    assert (deit.schedule.warmup_epochs, deit.schedule.warmup_lr) == (5, 1e-6)
+    assert (swin.schedule.warmup_epochs, swin.schedule.warmup_lr) == (20, 5e-7)
+    r50 = load_config(RECIPES / "resnet50.yaml")
+    assert (r50.schedule.name, r50.loss.jsd_splits, r50.aug.randaugment.split("-")[1]) == ("cosine", 3, "m9")
+    cnn = load_config(RECIPES / "cnnspot.yaml")
+    assert (cnn.aug.blur_prob, cnn.aug.jpeg_prob, cnn.aug.blur_sigma_max, cnn.aug.jpeg_quality) == (0.5, 0.5, 3.0,
+                                                                                                   [30, 100])
+    spec, gram = load_config(RECIPES / "spec.yaml"), load_config(RECIPES / "gramnet.yaml")
+    assert spec.optim.weight_decay == 1e-4 and gram.optim.weight_decay == 1e-4
+
+
 def test_fake_probability_per_output_kind() -> None:
     logits = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
     torch.testing.assert_close(fake_probability(logits, "logits"), torch.softmax(logits, 1)[:, 1])
