@@ -244,3 +244,27 @@ def test_resume_with_another_optimizer_is_refused(records: Path, tmp_path: Path)
     train(DEMO, records, out=run, overrides=[*TINY, "train.max_steps=1"])
     with pytest.raises(GenImageError, match="optim.name=adamw"):
         train(DEMO, records, out=run, resume=True, overrides=[*TINY, "train.max_steps=2", "optim.name=sgd"])
+
+
+def test_gradient_accumulation_consumes_accum_batches_per_step(records: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    summary = train(DEMO, records, out=run, overrides=[*TINY, "train.batch_size=4", "train.grad_accum=2",
+                                                       "train.max_steps=2", "train.val_every=0"])
+    ckpt = _load(run / "checkpoints/last.pt")
+    per_epoch = len(build_loader(records, backend="cpu", batch_size=4, image_size=32, num_workers=0)) // 2
+    assert summary["steps"] == ckpt["step"] == 2 and ckpt["loader"] == {"epoch": 0, "batch": 4}
+    assert summary["epochs"] == pytest.approx(2 / per_epoch, abs=1e-4)
+
+
+def test_bench_train_rows_and_json(records: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.json"
+    code = main(["bench", "train", str(DEMO), "--data", str(records), "--steps", "2", "--warmup", "1",
+                 "--device", "cpu", "--json", str(out), *[arg for kv in TINY for arg in ("--set", kv)]])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    rows = {r["name"]: r for r in payload["results"]}
+    assert set(rows) == {"train/synthetic", "train/loader", "loader only"}
+    assert all(r["images"] == 2 * 8 and r["seconds"] > 0 for r in rows.values())
+    assert rows["train/synthetic"]["baseline"] and rows["train/loader"]["ratio_to_baseline"] > 0
+    assert payload["settings"]["model"] == "demo_cnn" and payload["settings"]["image_size"] == 32
+    assert "train/loader" in capsys.readouterr().out
