@@ -45,6 +45,14 @@ def test_rrc_boxes_follow_torchvision_limits():
     assert 0.3 < plan.flips.mean() < 0.7
 
 
+def test_hflip_probability_is_honoured():
+    w, h = np.full(2000, 500), np.full(2000, 375)
+    never = make_crop_plan(TransformSpec("rrc", 224, hflip=0.0), w, h, seed=3, epoch=0)
+    always = make_crop_plan(TransformSpec("rrc", 224, hflip=1.0), w, h, seed=3, epoch=0)
+    assert not never.flips.any() and always.flips.all()
+    assert np.array_equal(never.boxes, always.boxes)  # the crop stream does not depend on hflip
+
+
 @pytest.mark.parametrize("size", [(10, 1000), (1000, 10)])
 def test_rrc_fallback_matches_torchvision(size):
     w, h = size  # no try can fit: both implementations take the same deterministic centre crop

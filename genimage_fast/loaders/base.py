@@ -150,10 +150,11 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
                  image_size: int = 224, device: str | torch.device = "cpu", num_workers: int = 2,
                  seed: int = 0, generators: Sequence[int | str] | str | None = None, rank: int = 0,
                  world_size: int = 1, split: str | None = None, train_transform: str = "rrc",
-                 resize_size: int = 0, drop_last: bool | None = None) -> Loader:
+                 resize_size: int = 0, drop_last: bool | None = None, hflip: float = 0.5) -> Loader:
     """A Loader over `records` (a path or RecordSet) yielding Batch objects; see DESIGN §4.4.
 
-    train: shuffled per (seed, epoch), `train_transform` crops + flip, drop_last by default.
+    train: shuffled per (seed, epoch), `train_transform` crops + flip (probability `hflip`), drop_last
+    by default.
     eval: sequential, resize short side to `resize_size` (image_size / 0.875) + centre crop.
     """
     if batch_size < 1 or image_size < 1:
@@ -162,6 +163,8 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         raise GenImageError(f"need 0 <= rank < world_size (got rank {rank}, world_size {world_size})")
     if num_workers < 0:
         raise GenImageError(f"num_workers must be >= 0 (got {num_workers})")
+    if not 0.0 <= hflip <= 1.0:
+        raise GenImageError(f"hflip is a probability in [0, 1] (got {hflip})")
     kind = train_transform if train else "eval"
     if kind == "eval" and train:
         raise GenImageError("train_transform 'eval' is not a training transform; use rrc or resize_crop")
@@ -181,7 +184,7 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
     planner = EpochPlanner(
         selected=selected.astype(np.int64),
         width=np.asarray(meta["width"], dtype=np.int64), height=np.asarray(meta["height"], dtype=np.int64),
-        spec=TransformSpec(kind=kind, image_size=image_size, resize_size=resize_size),
+        spec=TransformSpec(kind=kind, image_size=image_size, resize_size=resize_size, hflip=hflip),
         batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
         drop_last=train if drop_last is None else drop_last, shuffle=train)
     dev = torch.device(device)

@@ -8,7 +8,7 @@ source size in the record metadata, vectorised over a whole split, so they depen
 (seed, epoch, index) and never on worker count, batch composition or rank.
 
 - `rrc`: torchvision RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)), 10 tries then the
-  centre fallback, + horizontal flip (p = 0.5).
+  centre fallback, + horizontal flip (p = `hflip`, 0.5 by default).
 - `resize_crop`: CNNSpot's resize short side to `resize_size` (default image_size / 0.875), random
   `image_size` crop, + flip.
 - `eval`: resize short side to `resize_size` (default image_size / 0.875), centre crop. Box-resize
@@ -35,6 +35,7 @@ class TransformSpec:
     kind: str  # "rrc" | "resize_crop" | "eval"
     image_size: int
     resize_size: int = 0  # short side for resize_crop / eval; 0 = round(image_size / 0.875)
+    hflip: float = 0.5  # probability of a horizontal flip in training (AutoGAN's recipe uses 0)
 
     @property
     def short_side(self) -> int:
@@ -141,7 +142,7 @@ def make_crop_plan(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
     """Boxes and flips for every sample of a split, a pure function of (seed, epoch, sizes)."""
     rng = np.random.default_rng([seed, epoch, 0x6372])  # a stream of its own, apart from the order
     boxes = CROPS.get(spec.kind)(spec, np.asarray(width), np.asarray(height), rng)
-    flips = rng.random(len(boxes)) < 0.5 if spec.random else np.zeros(len(boxes), dtype=bool)
+    flips = rng.random(len(boxes)) < spec.hflip if spec.random else np.zeros(len(boxes), dtype=bool)
     return CropPlan(boxes=np.clip(boxes, 0.0, 1.0), flips=flips)
 
 
