@@ -90,8 +90,9 @@ def test_resume_reproduces_straight_run(records: Path, tmp_path: Path) -> None:
     # that matters: momentum, lr schedule, RNG, loader position mid-epoch.
     # val_every=0: the straight run validates only at its end, the split run also at its stop, which
     # checks that validation leaves the training RNG streams untouched.
+    # random_erase draws from the augmentation generator, so its state must survive the resume too.
     base = [*TINY, "train.epochs=3", "train.val_every=0", "optim.name=sgd", "optim.lr=0.05",
-            "schedule.warmup_epochs=1"]
+            "schedule.warmup_epochs=1", "aug.random_erase=0.5"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     per_epoch = len(build_loader(records, backend="cpu", batch_size=8, image_size=32, num_workers=0))
     half, total = per_epoch + 1, per_epoch + 3  # the stop falls inside the second epoch
