@@ -53,6 +53,9 @@ def test_config_rejects_unknown_key_with_suggestion() -> None:
 def test_config_overrides_and_types() -> None:
     cfg = config_from_dict({"model": {"name": "resnet50"}}, ["train.batch_size=7", "optim.lr=0.1"])
     assert cfg.train.batch_size == 7 and cfg.optim.lr == 0.1
+    assert config_from_dict({}, ["optim.lr=1e-3"]).optim.lr == 1e-3  # YAML 1.1 reads 1e-3 as a string
+    with pytest.raises(GenImageError, match="optim.lr"):
+        config_from_dict({}, ["optim.lr=fast"])
     with pytest.raises(GenImageError, match="train.batch_size"):
         config_from_dict({}, ["train.batch_size=many"])
     with pytest.raises(GenImageError, match="train.precision"):

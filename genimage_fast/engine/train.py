@@ -194,7 +194,7 @@ class Trainer:
         self.loader = build_loader(data, batch_size=tc.batch_size, train=True, split="train",
                                    generators=_generator_ids(cfg.data.generators),
                                    train_transform=cfg.data.train_transform, resize_size=cfg.data.resize_size,
-                                   **common)
+                                   hflip=cfg.aug.hflip, **common)
         self.val_loader = build_loader(val_source, batch_size=tc.val_batch_size or tc.batch_size, train=False,
                                        split="val", generators=_generator_ids(cfg.data.val_generators),
                                        resize_size=cfg.data.resize_size, **common) if self.has_val else None
