@@ -10,27 +10,8 @@ import math
 
 import torch
 
-# Annex K tables in natural (row-major) order, as libjpeg's std_luminance/chrominance_quant_tbl.
-STD_LUMA_TABLE: tuple[int, ...] = (
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-)
-STD_CHROMA_TABLE: tuple[int, ...] = (
-    17, 18, 24, 47, 99, 99, 99, 99,
-    18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99,
-    47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99,
-)
+# Annex K tables, natural order, shared with the records layer's quality estimator.
+from genimage_fast.jpeg_tables import STD_CHROMA_TABLE, STD_LUMA_TABLE
 
 # Fixed-point colour conversion (SCALEBITS = 16), FIX(x) = round(x * 2^16) as in jccolor.c/jdcolor.c.
 SCALEBITS = 16

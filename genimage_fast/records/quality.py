@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from genimage_fast.jpeg_tables import STD_CHROMA_TABLE, STD_LUMA_TABLE
+
 # libjpeg's standard tables (ITU T.81 Annex K), natural (row-major) order.
-STD_LUMINANCE = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
-], dtype=np.int64)
-STD_CHROMINANCE = np.array([
-    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
-    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
-    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
-], dtype=np.int64)
+STD_LUMINANCE = np.array(STD_LUMA_TABLE, dtype=np.int64)
+STD_CHROMINANCE = np.array(STD_CHROMA_TABLE, dtype=np.int64)
 # DQT stores coefficients in zig-zag order; ZIGZAG[k] is the natural index of the k-th one.
 ZIGZAG = np.array([
     0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
