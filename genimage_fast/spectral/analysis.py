@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
+
+from genimage_fast.spectral.features import spectrum_plane
 
 
 def periodic_frequencies(height: int, width: int, period: int) -> list[tuple[int, int]]:
@@ -27,13 +28,7 @@ def periodic_peak_score(spectrum: Any, period: int = 2) -> float:
     ~1 for a spectrum without that periodic pattern (its bins look like any other), large when
     the average residual carries a fixed-phase grid. spectrum: [H, W] or [C, H, W], unshifted.
     """
-    if isinstance(spectrum, torch.Tensor):
-        spectrum = spectrum.detach().cpu().numpy()
-    s = np.asarray(spectrum, np.float64)
-    if s.ndim == 3:
-        s = s.mean(axis=0)
-    if s.ndim != 2:
-        raise ValueError(f"expected a spectrum [H, W] or [C, H, W], got shape {s.shape}")
+    s = spectrum_plane(spectrum, "periodic_peak_score")
     bins = periodic_frequencies(*s.shape, period)
     median = float(np.median(s))
     peak = float(np.mean([s[u, v] for u, v in bins]))

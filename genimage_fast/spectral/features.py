@@ -189,11 +189,16 @@ def radial_profile(s: ArrayLike, centered: bool = False) -> np.ndarray:
     Bin i is the frequency i / min(H, W) cycles/pixel (see radial_frequencies); pass centered=True
     for an fftshift-ed spectrum.
     """
+    return radial_profiles(spectrum_plane(s, "radial_profile"), centered)
+
+
+def spectrum_plane(s: ArrayLike, caller: str) -> np.ndarray:
+    """A spectrum [H, W] or [C, H, W] (numpy or torch) as one float64 [H, W] plane (channel mean)."""
     if isinstance(s, torch.Tensor):
         s = s.detach().cpu().numpy()
     s = np.asarray(s, np.float64)
     if s.ndim == 3:
         s = s.mean(axis=0)
     if s.ndim != 2:
-        raise ValueError(f"radial_profile: expected a spectrum [H, W] or [C, H, W], got shape {s.shape}")
-    return radial_profiles(s, centered)
+        raise ValueError(f"{caller}: expected a spectrum [H, W] or [C, H, W], got shape {s.shape}")
+    return s
