@@ -11,7 +11,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.transforms import RandomResizedCrop
 
-from genimage_fast.loaders.decode import dct_scale, decode_crop
+from genimage_fast.loaders.decode import dct_scale, decode_crop, opencv, resize_array, resize_box
 from genimage_fast.loaders.plan import EpochPlanner
 from genimage_fast.loaders.transforms import TransformSpec, make_crop_plan
 
@@ -180,3 +180,22 @@ def _save(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("box", [(0.05, 0.1, 0.6, 0.7), (0.0, 0.0, 1.0, 1.0), (0.31, 0.02, 0.93, 0.41)])
+def test_resize_array_matches_pil_resize(box, flip):
+    """The OpenCV enlargement path lands within 1 level of PIL's bilinear; shrinking is PIL itself."""
+    if opencv() is None:
+        pytest.skip("OpenCV not installed: resize_array is PIL only")
+    rng = np.random.default_rng(1)
+    smooth = Image.fromarray((rng.random((48, 40, 3)) * 255).astype(np.uint8)).resize((200, 160), Image.BICUBIC)
+    pixels = np.asarray(smooth)
+    box = np.array(box)
+    for size in (96, 256):  # 96: the crop shrinks (PIL path); 256: it is enlarged (OpenCV path)
+        ours = resize_array(pixels, box, size, flip).astype(int)
+        ref = resize_box(smooth, box, size, flip).astype(int)
+        assert ours.shape == ref.shape == (size, size, 3)
+        assert np.abs(ours - ref).max() <= 1 and np.abs(ours - ref).mean() < 0.3
+        bgr = resize_array(np.ascontiguousarray(pixels[:, :, ::-1]), box, size, flip, bgr=True)
+        assert np.array_equal(bgr, ours)

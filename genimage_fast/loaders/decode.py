@@ -1,7 +1,9 @@
 """Decode one stored sample straight into its crop: JPEG at a reduced DCT scale, PNG via PIL, raw.
 
 Every path ends in the same resampler, PIL's antialiased bilinear resize of a box (what torchvision's
-`antialias=True` bilinear reproduces), so backends agree to rounding. A JPEG is decoded by
+`antialias=True` bilinear reproduces), so backends agree to rounding. When a crop is enlarged in both
+axes the antialias filter is plain bilinear, so OpenCV's warpAffine (same fractional box, the flip
+folded into the map, ~3x cheaper than PIL's generic resampler) does it within 1 level of PIL. A JPEG is decoded by
 libjpeg-turbo at 1/2, 1/4 or 1/8 scale whenever the crop is large enough (see DCT_MARGIN): the IDCT
 then produces 1/4 to 1/64 of the pixels, far cheaper than decoding full size and resizing.
 """
@@ -51,6 +53,28 @@ def resize_box(image: Image.Image, box: np.ndarray, size: int, flip: bool) -> np
     return np.asarray(out)
 
 
+def resize_array(pixels: np.ndarray, box: np.ndarray, size: int, flip: bool, bgr: bool = False) -> np.ndarray:
+    """resize_box for an HWC uint8 array (RGB, or BGR as OpenCV decodes): enlargements go through
+    OpenCV's bilinear warp, everything else through PIL; returns contiguous RGB."""
+    height, width = pixels.shape[:2]
+    x0, y0, x1, y1 = pixel_box(box, width, height)
+    cv2 = opencv()
+    if cv2 is None or x1 - x0 > size or y1 - y0 > size:  # shrinking: PIL's antialiased filter
+        rgb = pixels[:, :, ::-1] if bgr else pixels
+        return resize_box(Image.fromarray(np.ascontiguousarray(rgb)), box, size, flip)
+    sx, sy = (x1 - x0) / size, (y1 - y0) / size
+    # Inverse map of output pixel centres to source coordinates, as PIL's bilinear does:
+    # src = (dst + 0.5) * s + x0 - 0.5, mirrored in x for a flip.
+    if flip:
+        row_x = [-sx, 0.0, (size - 0.5) * sx + x0 - 0.5]
+    else:
+        row_x = [sx, 0.0, 0.5 * sx + x0 - 0.5]
+    matrix = np.array([row_x, [0.0, sy, 0.5 * sy + y0 - 0.5]])
+    out = cv2.warpAffine(np.ascontiguousarray(pixels), matrix, (size, size),
+                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(out[:, :, ::-1]) if bgr else out
+
+
 def dct_scale(width: int, height: int, box: np.ndarray, size: int) -> int:
     """The reduced-decode denominator d in (1, 2, 4, 8): the largest whose crop, decoded at 1/d, still
     spans DCT_MARGIN x size pixels, so the final antialiased resize shrinks by at least that much."""
@@ -81,7 +105,7 @@ def decode_jpeg(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarr
         pixels = tj.decode(data, pixel_format=TJPF_RGB, scaling_factor=(1, d) if d > 1 else None)
     except OSError:  # CMYK / YCCK and damaged streams: PIL copes or names the problem
         return _pil(data, box, size, flip)
-    return resize_box(Image.fromarray(pixels), box, size, flip)
+    return resize_array(pixels, box, size, flip)
 
 
 @functools.lru_cache(maxsize=1)
@@ -109,13 +133,13 @@ def decode_png(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarra
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError("damaged PNG (OpenCV cannot decode it)")
-    return resize_box(Image.fromarray(bgr[:, :, ::-1]), box, size, flip)
+    return resize_array(bgr, box, size, flip, bgr=True)
 
 
 @DECODERS.register("raw")
 def decode_raw(pixels: np.ndarray, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
     """Stored pixels: no decode, only the crop-resize."""
-    return resize_box(Image.fromarray(np.ascontiguousarray(pixels)), box, size, flip)
+    return resize_array(pixels, box, size, flip)
 
 
 def decode_crop(kind: str, payload: object, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
