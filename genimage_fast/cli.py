@@ -63,7 +63,8 @@ def _add_common_bench(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="genimage-fast", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="genimage-fast", description="Fast training and evaluation of AI-generated-image "
+                     "detectors on GenImage: convert, load, degrade, train, eval, report, bench.")
     parser.add_argument("--version", action="version", version="genimage-fast 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     bench = sub.add_parser("bench", help="throughput benchmarks, each beside its plain baseline")
+    parser.set_defaults(help_parser=parser)
+    bench.set_defaults(help_parser=bench)
     bsub = bench.add_subparsers(dest="bench", metavar="WHAT", parser_class=_Parser)
 
     p = bsub.add_parser("loader", help="loader backends vs torchvision ImageFolder + PIL")
@@ -199,9 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     name = _entry_for(args)
     if not name:
-        parser.print_help(sys.stderr)
+        args.help_parser.print_help(sys.stderr)
         return 2
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "bench")}
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "bench", "help_parser")}
     module_name, func_name = ENTRY_POINTS[name].split(":")
     try:
         try:
