@@ -9,8 +9,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from genimage_fast.atomic import atomic_write_text
 
 
 @dataclass
@@ -86,9 +87,5 @@ def report(title: str, rows: list[Measurement], json_path: str | None, settings:
     }
     sys.stdout.write(f"{title}\n{format_table(rows, group)}\n")
     if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2))
-        tmp.replace(path)
+        atomic_write_text(json_path, json.dumps(payload, indent=2))
     return payload

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genimage_fast.atomic import atomic_path
 from genimage_fast.errors import GenImageError
 
 CHECKPOINT_VERSION = 1
@@ -66,18 +67,11 @@ def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator] | 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """torch.save to a temp file in the same folder, fsync, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            torch.save({**state, "version": CHECKPOINT_VERSION}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        torch.save({**state, "version": CHECKPOINT_VERSION}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -21,9 +21,7 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.config import RecipeConfig, config_from_dict
 from genimage_fast.engine.metrics import THRESHOLD, accuracy_by_generator
 from genimage_fast.engine.precision import build_precision
@@ -341,19 +340,6 @@ def results_markdown(results: dict[str, Any]) -> str:
                                       [[method, *(format_percent(v) for v in values), format_percent(_mean(values))]]))
     return "".join(parts)
 
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + rename, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def predictions_csv(predictions: Predictions, paths: Sequence[str]) -> str:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.errors import GenImageError
 from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR, chunk_stem
 from genimage_fast.records.manifest import (
@@ -28,7 +29,6 @@ from genimage_fast.records.manifest import (
     build_manifest,
     read_manifest,
     shard_manifest_name,
-    write_atomic,
     write_rejects,
 )
 from genimage_fast.records.plan import (
@@ -184,7 +184,7 @@ def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], ma
     rejects = [r for m in ordered for r in m["rejects"]]
     write_rejects(out, rejects)
     manifest = build_manifest(settings, splits, ordered, len(rejects), extra)
-    write_atomic(out / MANIFEST, _dump(manifest))
+    atomic_write_text(out / MANIFEST, _dump(manifest))
     for split in splits:
         fmt.cleanup(out, split, [m["entry"] for m in ordered if m["split"] == split])
     return manifest
@@ -276,7 +276,7 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     manifest = build_manifest(settings, partial_splits, own, len(rejects),
                               {**extra, "shard": [shard_index, shard_count], "complete": False,
                                "missing_chunks": [c.stem for c in chunks if c.stem not in markers]})
-    write_atomic(out_path / shard_manifest_name(shard_index, shard_count), _dump(manifest))
+    atomic_write_text(out_path / shard_manifest_name(shard_index, shard_count), _dump(manifest))
     return manifest
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import shutil
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from genimage_fast.atomic import atomic_path, atomic_write_text
 from genimage_fast.errors import GenImageError
 from genimage_fast.records.formats import (
     META_INT_KEYS,
@@ -186,14 +186,11 @@ class FfcvFormat(RecordFormat):
         fields = {"image": image_field(spec), **{k: IntField() for k in FFCV_INT_FIELDS}}
         page = max(MIN_PAGE, 1 << math.ceil(math.log2(samples.max_payload() + 4096)))
         final = out / beton_name(split)
-        tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
-        writer = DatasetWriter(str(tmp), fields, page_size=page, num_workers=max(1, workers))
-        writer.from_indexed_dataset(samples, chunksize=64)
-        tmp.replace(final)
+        with atomic_path(final) as tmp:
+            writer = DatasetWriter(str(tmp), fields, page_size=page, num_workers=max(1, workers))
+            writer.from_indexed_dataset(samples, chunksize=64)
         paths = out / paths_name(split)
-        paths_tmp = paths.with_name(paths.name + ".tmp")
-        paths_tmp.write_text(json.dumps([m["path"] for m in samples.metas]))
-        paths_tmp.replace(paths)
+        atomic_write_text(paths, json.dumps([m["path"] for m in samples.metas]))
         return {
             "count": len(samples),
             "files": [{"name": final.name, "sha256": sha256_file(final), "count": len(samples)}],

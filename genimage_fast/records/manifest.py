@@ -7,18 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import generator_name
 
 MANIFEST = "manifest.json"
 REJECTS = "rejects.jsonl"
 MANIFEST_VERSION = 1
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def shard_manifest_name(index: int, count: int) -> str:
@@ -47,7 +42,7 @@ def build_manifest(settings: dict[str, Any], splits: dict[str, dict[str, Any]],
 
 
 def write_rejects(out: Path, rejects: list[dict[str, str]]) -> None:
-    write_atomic(out / REJECTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects))
+    atomic_write_text(out / REJECTS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects))
 
 
 def read_manifest(root: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import BY_NAME, GENERATORS, parse_generators
 from genimage_fast.records.formats import chunk_stem
@@ -135,6 +136,4 @@ def load_cached(path: Path, key: str) -> Any:
 
 
 def store_cached(path: Path, key: str, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "value": value}))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps({"key": key, "value": value}))

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from genimage_fast.atomic import atomic_path, atomic_write_bytes
 from genimage_fast.records.imageio import EXTENSION_KINDS, KIND_EXTENSIONS
 
 TAR_BLOCK = 512
@@ -53,26 +54,23 @@ def _member(name: str, size: int) -> tarfile.TarInfo:
 
 def write_shard(path: Path, records: list[Record]) -> tuple[str, str]:
     """Write the tar and its .idx (each via .tmp + rename, index first); return both sha256s."""
-    tmp = path.with_name(path.name + ".tmp")
     index_lines: list[str] = []
     digest = hashlib.sha256()
-    with open(tmp, "wb") as raw, tarfile.open(fileobj=_HashingWriter(raw, digest), mode="w",
-                                              format=tarfile.USTAR_FORMAT) as tar:
-        for record in records:
-            parts = []
-            meta = json.dumps(record.meta, sort_keys=True).encode()
-            for ext, data in ((KIND_EXTENSIONS[record.kind], payload_bytes(record.kind, record.payload)),
-                              ("json", meta)):
-                name = f"{key_name(record.key)}.{ext}"
-                offset = tar.offset + TAR_BLOCK  # ustar header for a short name is one block
-                tar.addfile(_member(name, len(data)), io.BytesIO(data))
-                parts.append(f"{ext} {offset} {len(data)} {name}")
-            index_lines.append(" ".join(parts))
-    index_text = (f"{IDX_VERSION} {len(records)}\n" + "".join(line + "\n" for line in index_lines)).encode()
-    idx_tmp = path.with_suffix(".idx.tmp")
-    idx_tmp.write_bytes(index_text)
-    idx_tmp.replace(path.with_suffix(".idx"))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw, tarfile.open(fileobj=_HashingWriter(raw, digest), mode="w",
+                                                  format=tarfile.USTAR_FORMAT) as tar:
+            for record in records:
+                parts = []
+                meta = json.dumps(record.meta, sort_keys=True).encode()
+                for ext, data in ((KIND_EXTENSIONS[record.kind], payload_bytes(record.kind, record.payload)),
+                                  ("json", meta)):
+                    name = f"{key_name(record.key)}.{ext}"
+                    offset = tar.offset + TAR_BLOCK  # ustar header for a short name is one block
+                    tar.addfile(_member(name, len(data)), io.BytesIO(data))
+                    parts.append(f"{ext} {offset} {len(data)} {name}")
+                index_lines.append(" ".join(parts))
+        index_text = (f"{IDX_VERSION} {len(records)}\n" + "".join(line + "\n" for line in index_lines)).encode()
+        atomic_write_bytes(path.with_suffix(".idx"), index_text)  # the index first, then the shard
     return digest.hexdigest(), hashlib.sha256(index_text).hexdigest()
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.records.formats import RECORD_FORMATS, STATE_DIR
 from genimage_fast.records.imageio import FORMAT_JPEG, UnreadableImage, load_source
 from genimage_fast.records.plan import Chunk, Item
@@ -101,10 +102,7 @@ def finish_chunk(job: ChunkJob, results: Sequence[Converted]) -> dict[str, Any]:
     marker = {"format": job.fmt, "fingerprint": job.chunk.fingerprint, "split": job.chunk.split,
               "chunk": job.chunk.index, "entry": entry, "rejects": rejects, "counts": counts,
               "inputs": len(job.chunk.items)}
-    path = marker_path(out, job.chunk)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(marker))
-    tmp.replace(path)
+    atomic_write_text(marker_path(out, job.chunk), json.dumps(marker))
     return marker
 
 

@@ -7,13 +7,12 @@ generators' rows, the paper's "generator correlations" (similar generators corre
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from genimage_fast.atomic import atomic_path
 from genimage_fast.generators import BY_NAME, GENERATOR_NAMES
 from genimage_fast.reports.tables import Table
 
@@ -79,14 +78,9 @@ def save_heatmap(matrix: Table, path: Path, title: str) -> Path:
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return Path(path)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.engine.evaluate import (
     MISSING,
-    atomic_write_text,
     format_percent,
     markdown_table,
     method_title,

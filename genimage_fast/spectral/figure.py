@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genimage_fast.atomic import atomic_path, atomic_write_text
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import BY_NAME
 from genimage_fast.spectral.accumulate import SpectrumAccumulator
@@ -70,28 +71,15 @@ def compute_spectra(src: str | os.PathLike, per_generator: int = 1000, size: int
 # --- outputs --------------------------------------------------------------------------------------
 
 
-def _temp_path(path: Path) -> Path:
-    """A temp name beside `path` (same file system, so the final rename is atomic)."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
 def write_npz(results: list[GroupSpectrum], path: Path) -> None:
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **{r.name: r.spectrum for r in results})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **{r.name: r.spectrum for r in results})
 
 
 def write_json(results: list[GroupSpectrum], path: Path, settings: dict) -> None:
     payload = {**settings, "groups": {r.name: {k: v for k, v in asdict(r).items() if k not in ("spectrum", "name")}
                                       | {"size": int(r.spectrum.shape[-1])} for r in results}}
-    tmp = _temp_path(path)
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2))
 
 
 def display_spectrum(spectrum: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
@@ -155,13 +143,8 @@ def plot_spectra(results: list[GroupSpectrum], path: Path) -> None:
     colourbar.ax.tick_params(labelsize=7)
     _plot_profiles(fig.add_subplot(grid[nrows, :]), results)
     fig.suptitle("Spectra of the mean noise residual (image - 3x3 median)", fontsize=11)
-    tmp = _temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _mark_grid(ax, height: int, width: int) -> None:  # noqa: ANN001 - a matplotlib Axes
