@@ -6,8 +6,6 @@ trip lands on the same integers PIL gets from `Image.save(..., quality=q)` + reo
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 # Annex K tables, natural order, shared with the records layer's quality estimator.
@@ -54,10 +52,3 @@ def quant_tables(quality: torch.Tensor) -> torch.Tensor:
     return table.clamp(1, 255)
 
 
-def dct_matrix(dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The orthonormal 8-point DCT-II matrix C[u, x] (JPEG's DCT is C @ block @ C.T)."""
-    rows = []
-    for u in range(8):
-        scale = math.sqrt(1 / 8) if u == 0 else math.sqrt(2 / 8)
-        rows.append([scale * math.cos((2 * x + 1) * u * math.pi / 16) for x in range(8)])
-    return torch.tensor(rows, dtype=torch.float64, device=device).to(dtype)

@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 
 from genimage_fast.kernels import jpeg_constants as K
+from genimage_fast.kernels.dct import dct_matrix
 from genimage_fast.kernels.runtime import interpreting, next_pow2
 
 # libjpeg's fixed-point colour constants as compile-time values for the kernel.
@@ -185,7 +186,7 @@ def jpeg_round_trip_triton(x: torch.Tensor, quality: torch.Tensor, tile: int | N
     ct = next_pow2(tile // 2 + 16)
     quality = quality.to(device=x.device, dtype=torch.int32).contiguous()
     tables = K.base_tables(x.device)
-    dct = K.dct_matrix(torch.float32, x.device)
+    dct = dct_matrix(8, torch.float32, x.device)
     grid = (triton.cdiv(w, tile), triton.cdiv(h, tile), n)
     jpeg_round_trip_kernel[grid](x, out, quality, tables, dct, h, w, TILE=tile, CT=ct)
     return out

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.kernels.dct import dct_matrix
 from genimage_fast.models import create_model
 from genimage_fast.models.common import count_parameters
-from genimage_fast.models.f3net import FADHead, LFSHead, MixBlock, dct_matrix
+from genimage_fast.models.f3net import FADHead, LFSHead, MixBlock
 
 
 def n_params(module: nn.Module) -> int:
@@ -25,9 +26,10 @@ def band(start: float, end: float, size: int) -> np.ndarray:
     return np.array([[0.0 if i + j > end or i + j < start else 1.0 for j in range(size)] for i in range(size)])
 
 
-def test_dct_matrix_is_scipys_orthonormal_dct() -> None:
-    x = np.random.default_rng(0).normal(size=(7, 5))
-    np.testing.assert_allclose(dct_matrix(7).double().numpy() @ x, scipy.fft.dct(x, type=2, norm="ortho", axis=0),
+@pytest.mark.parametrize("size", [7, 8, 10])  # 8: the JPEG kernels' blocks; 10: F3Net's LFS window
+def test_dct_matrix_is_scipys_orthonormal_dct(size: int) -> None:
+    x = np.random.default_rng(0).normal(size=(size, 5))
+    np.testing.assert_allclose(dct_matrix(size).double().numpy() @ x, scipy.fft.dct(x, type=2, norm="ortho", axis=0),
                                atol=1e-6)
 
 

@@ -21,7 +21,6 @@ The constant DCT matrices and band masks are buffers rebuilt from the size, not 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import timm
@@ -30,17 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.kernels.dct import dct_matrix
 from genimage_fast.models.common import HALF, Normalize
 from genimage_fast.models.factory import ModelSpec, register_model
-
-
-def dct_matrix(size: int) -> torch.Tensor:
-    """Orthonormal DCT-II matrix D [size, size]: D @ x is the DCT of x along its first axis."""
-    i = torch.arange(size, dtype=torch.float64).unsqueeze(1)
-    j = torch.arange(size, dtype=torch.float64).unsqueeze(0)
-    scale = torch.full((size, 1), math.sqrt(2.0 / size), dtype=torch.float64)
-    scale[0] = math.sqrt(1.0 / size)
-    return (scale * torch.cos((j + 0.5) * math.pi * i / size)).float()
 
 
 def band_mask(start: float, end: float, size: int) -> torch.Tensor:
