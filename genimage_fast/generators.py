@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from genimage_fast.errors import GenImageError
@@ -40,16 +41,26 @@ def generator_name(gid: int) -> str:
     return GENERATORS[gid].name if 0 <= gid < len(GENERATORS) else "unknown"
 
 
-def parse_generators(text: str | None) -> list[int] | None:
-    """'sdv14,adm' -> [1, 3]; None or '' -> None (all). Unknown names are a GenImageError."""
-    if not text:
+def parse_generators(generators: str | Sequence[int | str] | None) -> list[int] | None:
+    """Names, ids (-1 = unknown) or 'sdv14,adm' -> sorted unique ids ([1, 3]); None, '' or [] -> None
+    (all). An unknown name or id is a GenImageError naming the choices."""
+    if not generators:
         return None
-    ids = []
-    for name in (part.strip() for part in text.split(",")):
-        if name not in BY_NAME:
+    if isinstance(generators, str):
+        generators = [part.strip() for part in generators.split(",") if part.strip()]
+    ids = set()
+    for item in generators:
+        text = str(item).strip()
+        if text.lstrip("-").isdigit():
+            gid = int(text)
+            if not UNKNOWN_GENERATOR <= gid < len(GENERATORS):
+                raise GenImageError(f"unknown generator id {gid}; ids are -1..{len(GENERATORS) - 1}")
+            ids.add(gid)
+        elif text in BY_NAME:
+            ids.add(BY_NAME[text].id)
+        else:
             raise GenImageError(
-                f"unknown generator {name!r}{close_matches(name, list(GENERATOR_NAMES))}; "
+                f"unknown generator {text!r}{close_matches(text, list(GENERATOR_NAMES))}; "
                 f"choose from: {', '.join(GENERATOR_NAMES)}"
             )
-        ids.append(BY_NAME[name].id)
-    return ids
+    return sorted(ids)

@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from genimage_fast.cli import ENTRY_POINTS, build_parser, main
 from genimage_fast.config import RecipeConfig, config_from_dict, dump_config
+from genimage_fast.devices import resolve_device
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import GENERATOR_NAMES, parse_generators
 from genimage_fast.registry import Registry
@@ -71,6 +73,22 @@ def test_registry_and_generators() -> None:
     with pytest.raises(GenImageError, match="did you mean: alpha"):
         reg.get("alpah")
     assert parse_generators("sdv14,biggan") == [1, 7]
+    assert parse_generators(["biggan", 1, "-1", "sdv14"]) == [-1, 1, 7]  # names, ids, sorted, unique
+    assert parse_generators(None) is None and parse_generators([]) is None and parse_generators("") is None
+    with pytest.raises(GenImageError, match="unknown generator id 8"):
+        parse_generators([8])
     assert len(GENERATOR_NAMES) == 8
     with pytest.raises(GenImageError):
         parse_generators("dalle")
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(GenImageError, match="unknown device"):
+        resolve_device("tpu")
+    with pytest.raises(GenImageError, match="unknown device"):
+        resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(GenImageError, match="no CUDA"):
+            resolve_device("cuda:1")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from genimage_fast.bench.common import Measurement, report, time_call
+from genimage_fast.devices import resolve_device
 from genimage_fast.errors import GenImageError
 from genimage_fast.registry import Registry
 
@@ -125,16 +126,6 @@ def _dali_runner(op: BenchOp, images: np.ndarray, device: torch.device) -> Calla
     return pipeline.run
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise GenImageError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GenImageError("--device cuda asked for, but CUDA is not available")
-    return torch.device(device)
-
-
 def _backends(text: str, device: torch.device) -> list[str]:
     """'auto' = every path that makes sense on the device; else a comma list of cpu,torch,triton,dali."""
     if text == "auto":
@@ -153,7 +144,7 @@ def _backends(text: str, device: torch.device) -> list[str]:
 def bench_degrade_command(batch_size: int = 64, image_size: int = 224, ops: str = "jpeg,blur,lowres",
                           backends: str = "auto", iters: int = 5, json_path: str | None = None,
                           device: str = "auto") -> int:
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     op_names = [o.strip() for o in ops.split(",") if o.strip()]
     bench_ops = {name: BENCH_OPS.get(name) for name in op_names}
     names = _backends(backends, dev)

@@ -17,7 +17,7 @@ import scipy.fft
 import torch
 
 from genimage_fast.bench.common import Measurement, report, time_call
-from genimage_fast.errors import GenImageError
+from genimage_fast.devices import resolve_device
 from genimage_fast.spectral import kernels
 from genimage_fast.spectral.accumulate import SpectrumAccumulator
 from genimage_fast.spectral.features import (
@@ -96,18 +96,10 @@ def _cuda_cases(x: np.ndarray) -> list[tuple[str, Callable[[], Any]]]:
     ]
 
 
-def _resolve_device(device: str) -> str:
-    if device not in ("auto", "cpu", "cuda"):
-        raise GenImageError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GenImageError("--device cuda: CUDA is not available")
-    return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-
-
 def run_spectral_bench(n: int = 64, size: int = 256, iters: int = 3, device: str = "auto",
                        json_path: str | None = None) -> dict[str, Any]:
     """Time every feature (numba and numpy) on one batch; print the table, return the JSON payload."""
-    device = _resolve_device(device)
+    device = resolve_device(device).type
     x = _images(n, size)
     rows: list[Measurement] = []
     for feature, fast, plain in _cases(x):

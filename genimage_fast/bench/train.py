@@ -18,7 +18,8 @@ import torch
 
 from genimage_fast.bench.common import Measurement, report
 from genimage_fast.config import load_config
-from genimage_fast.engine.distributed import DistContext, resolve_device
+from genimage_fast.devices import resolve_device
+from genimage_fast.engine.distributed import DistContext
 from genimage_fast.engine.train import Trainer
 
 

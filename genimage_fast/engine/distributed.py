@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from genimage_fast.errors import GenImageError
+from genimage_fast.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda when available; 'cuda' without a GPU is a clear error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise GenImageError("train.device is 'cuda' but no CUDA GPU is available (use cpu or auto)")
-        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-    return torch.device(name)
 
 
 def setup_distributed(device_name: str) -> DistContext:

@@ -33,6 +33,7 @@ import torch
 
 from genimage_fast.atomic import atomic_write_text
 from genimage_fast.config import RecipeConfig, config_from_dict
+from genimage_fast.devices import resolve_device
 from genimage_fast.engine.metrics import THRESHOLD, accuracy_by_generator
 from genimage_fast.engine.precision import build_precision
 from genimage_fast.errors import GenImageError
@@ -368,17 +369,6 @@ def default_out(run: str | Path) -> Path:
 # Entry points
 
 
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GenImageError(f"device {device!r} asked for, but CUDA is not available")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise GenImageError(f"unknown device {device!r} (use auto, cpu or cuda)") from None
-
-
 def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = ("none",), out: str | Path | None = None,
              split: str = "val", save_predictions: bool = False, batch_size: int = 64, backend: str = "auto",
              device: str = "auto") -> dict[str, Any]:
@@ -392,7 +382,7 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
 
     resolve_checkpoint(run)  # a missing run is reported before anything else
     specs = parse_specs(degrade)
-    dev = _device(device)
+    dev = resolve_device(device)
     loaded = load_run(run, dev)
     records = open_records(data)
     if split not in records.splits:

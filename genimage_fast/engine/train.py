@@ -40,16 +40,13 @@ from genimage_fast.engine.rundir import RunDir
 from genimage_fast.engine.signals import StopOnSignal, TrainingInterrupted
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
+from genimage_fast.models.common import count_parameters
 
 log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------
 # Set-up helpers
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def build_model(cfg: RecipeConfig) -> nn.Module:
@@ -64,10 +61,6 @@ def _split_size(records: str | Path, split: str) -> int:
 
     record_set = open_records(records)
     return len(record_set.split(split)) if split in record_set.splits else 0
-
-
-def _generator_ids(names: list[str]) -> list[int] | None:
-    return parse_generators(",".join(names)) if names else None
 
 
 def default_run_dir(cfg: RecipeConfig) -> Path:
@@ -192,11 +185,11 @@ class Trainer:
         common = dict(backend=cfg.data.backend, image_size=cfg.data.image_size, device=str(self.device),
                       num_workers=cfg.data.num_workers, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size)
         self.loader = build_loader(data, batch_size=tc.batch_size, train=True, split="train",
-                                   generators=_generator_ids(cfg.data.generators),
+                                   generators=parse_generators(cfg.data.generators),
                                    train_transform=cfg.data.train_transform, resize_size=cfg.data.resize_size,
                                    hflip=cfg.aug.hflip, **common)
         self.val_loader = build_loader(val_source, batch_size=tc.val_batch_size or tc.batch_size, train=False,
-                                       split="val", generators=_generator_ids(cfg.data.val_generators),
+                                       split="val", generators=parse_generators(cfg.data.val_generators),
                                        resize_size=cfg.data.resize_size, **common) if self.has_val else None
         self.steps_per_epoch = len(self.loader) // tc.grad_accum
         if self.steps_per_epoch == 0:
@@ -455,7 +448,8 @@ class Trainer:
 
 def _dry_run(cfg: RecipeConfig) -> dict[str, Any]:
     model = build_model(cfg)
-    return {"config": config_to_dict(cfg), "config_yaml": dump_config(cfg), "parameters": count_parameters(model)}
+    return {"config": config_to_dict(cfg), "config_yaml": dump_config(cfg),
+            "parameters": count_parameters(model, trainable_only=False)}
 
 
 def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = None, out: str | Path | None = None,

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.generators import BY_NAME, GENERATOR_NAMES
+from genimage_fast.generators import parse_generators
 from genimage_fast.loaders.batch import Batch
 from genimage_fast.loaders.plan import BatchPlan, EpochPlanner
 from genimage_fast.loaders.prefetch import prefetch
 from genimage_fast.loaders.transforms import CROPS, TransformSpec
-from genimage_fast.registry import Registry, close_matches
+from genimage_fast.registry import Registry
 
 
 class Loader(ABC):
@@ -106,25 +106,6 @@ def locate_file(records, split: str, index: int) -> str:
     return str(records.root)
 
 
-def resolve_generators(generators: Sequence[int | str] | str | None) -> list[int] | None:
-    """Ids or names (or 'a,b') -> sorted ids; None = all."""
-    if generators is None:
-        return None
-    if isinstance(generators, str):
-        generators = [g for g in generators.split(",") if g.strip()]
-    ids = set()
-    for g in generators:
-        if isinstance(g, str) and not g.strip().lstrip("-").isdigit():
-            name = g.strip()
-            if name not in BY_NAME:
-                raise GenImageError(f"unknown generator {name!r}{close_matches(name, list(GENERATOR_NAMES))}; "
-                                    f"choose from: {', '.join(GENERATOR_NAMES)}")
-            ids.add(BY_NAME[name].id)
-        else:
-            ids.add(int(g))
-    return sorted(ids)
-
-
 def choose_backend(backend: str, fmt: str) -> str:
     """Apply the auto rule, or check an explicit choice (installed and able to read `fmt`)."""
     if backend == "auto":  # a format-specific backend that is installed, else the universal cpu one
@@ -176,7 +157,7 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         raise GenImageError(f"records at {rs.root} have no {split!r} split; they have: {have}")
     name = choose_backend(backend, rs.format)
     meta = rs.split(split).meta
-    gen_ids = resolve_generators(generators)
+    gen_ids = parse_generators(generators)
     gens = np.asarray(meta["generator"], dtype=np.int64)
     selected = np.flatnonzero(np.isin(gens, gen_ids) if gen_ids is not None else np.ones(len(gens), dtype=bool))
     if len(selected) == 0:

@@ -23,6 +23,7 @@ from typing import Any
 
 from genimage_fast.atomic import atomic_write_text
 from genimage_fast.errors import GenImageError
+from genimage_fast.generators import parse_generators
 from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR, chunk_stem
 from genimage_fast.records.manifest import (
     MANIFEST,
@@ -38,7 +39,6 @@ from genimage_fast.records.plan import (
     draw_quality,
     load_cached,
     make_chunks,
-    parse_generator_ids,
     quality_distribution,
     real_quality,
     select_splits,
@@ -231,7 +231,7 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     if shard_size < 1:
         raise GenImageError("shard_size must be >= 1")
     splits = select_splits(split)
-    generator_ids = parse_generator_ids(generators)
+    generator_ids = parse_generators(generators)
     workers = max(1, int(workers))
     # What the chunks' fingerprints cover; not the source's absolute path, so slices converted on
     # machines that mount the tree elsewhere still merge (the relative paths identify the inputs).

@@ -12,7 +12,6 @@ from typing import Any
 
 from genimage_fast.atomic import atomic_write_text
 from genimage_fast.errors import GenImageError
-from genimage_fast.generators import BY_NAME, GENERATORS, parse_generators
 from genimage_fast.records.formats import chunk_stem
 from genimage_fast.records.quality import estimate_jpeg_quality
 from genimage_fast.records.store import StoreSpec
@@ -45,26 +44,6 @@ class Chunk:
     @property
     def stem(self) -> str:
         return chunk_stem(self.split, self.index)
-
-
-def parse_generator_ids(generators: Sequence[str | int] | str | None) -> list[int] | None:
-    """Names, ids or a comma-separated string -> sorted ids; None means all."""
-    if generators is None or generators == "" or generators == []:
-        return None
-    if isinstance(generators, str):
-        generators = [g.strip() for g in generators.split(",") if g.strip()]
-    ids = set()
-    for g in generators:
-        if isinstance(g, int) or (isinstance(g, str) and g.lstrip("-").isdigit()):
-            gid = int(g)
-            if not -1 <= gid < len(GENERATORS):
-                raise GenImageError(f"unknown generator id {gid}; ids are -1..{len(GENERATORS) - 1}")
-            ids.add(gid)
-        elif g in BY_NAME:
-            ids.add(BY_NAME[g].id)
-        else:
-            parse_generators(str(g))  # raises the standard unknown-generator error
-    return sorted(ids)
 
 
 def select_splits(split: str) -> tuple[str, ...]:

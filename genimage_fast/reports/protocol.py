@@ -79,7 +79,7 @@ def load_protocol(path: str | Path | None = None, **overrides: Any) -> Protocol:
     protocol = Protocol(**data)
     if protocol.train_generators == ["all"]:
         protocol.train_generators = list(GENERATOR_NAMES)
-    parse_generators(",".join(protocol.train_generators))  # unknown names: one clear error
+    parse_generators(protocol.train_generators)  # unknown names: one clear error
     if not protocol.recipes:
         raise GenImageError("the protocol names no recipe")
     return protocol
