@@ -131,12 +131,14 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
                  image_size: int = 224, device: str | torch.device = "cpu", num_workers: int = 2,
                  seed: int = 0, generators: Sequence[int | str] | str | None = None, rank: int = 0,
                  world_size: int = 1, split: str | None = None, train_transform: str = "rrc",
-                 resize_size: int = 0, drop_last: bool | None = None, hflip: float = 0.5) -> Loader:
+                 resize_size: int = 0, drop_last: bool | None = None, hflip: float = 0.5,
+                 subset: np.ndarray | None = None) -> Loader:
     """A Loader over `records` (a path or RecordSet) yielding Batch objects; see DESIGN §4.4.
 
     train: shuffled per (seed, epoch), `train_transform` crops + flip (probability `hflip`), drop_last
     by default.
     eval: sequential, resize short side to `resize_size` (image_size / 0.875) + centre crop.
+    subset: split indices to keep (intersected with `generators`), e.g. a selection set carved from train.
     """
     if batch_size < 1 or image_size < 1:
         raise GenImageError(f"batch_size and image_size must be >= 1 (got {batch_size}, {image_size})")
@@ -160,6 +162,11 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
     gen_ids = parse_generators(generators)
     gens = np.asarray(meta["generator"], dtype=np.int64)
     selected = np.flatnonzero(np.isin(gens, gen_ids) if gen_ids is not None else np.ones(len(gens), dtype=bool))
+    if subset is not None:  # split indices to keep (the trainer's selection set / its complement)
+        subset = np.asarray(subset, dtype=np.int64)
+        if subset.size and (subset.min() < 0 or subset.max() >= len(gens)):
+            raise GenImageError(f"subset indices must lie in 0..{len(gens) - 1} for split {split!r}")
+        selected = np.intersect1d(selected, subset)
     if len(selected) == 0:
         raise GenImageError(f"no samples in split {split!r} of {rs.root} for generators {gen_ids}")
     planner = EpochPlanner(
