@@ -23,3 +23,31 @@ def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path) -> None:
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_data_is_fsynced_before_the_rename_and_the_directory_after(tmp_path, monkeypatch) -> None:
+    """Durability order (DESIGN §7): temp data on disk, then the name, then the directory entry."""
+    import os
+    import stat
+    from pathlib import Path
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, Path.replace
+
+    def fsync(fd: int) -> None:
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+        events.append((kind, os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(self: Path, target):
+        events.append(("rename", str(target)))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    target = tmp_path / "shard.tar"
+    atomic_write_bytes(target, b"x" * 10)
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["file", "rename", "dir"], events
+    assert events[0][1].endswith(".tmp") and events[2][1] == str(tmp_path)
+    assert target.read_bytes() == b"x" * 10

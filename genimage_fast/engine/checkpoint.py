@@ -6,7 +6,6 @@ the restricted unpickler of `torch.load(weights_only=True)` accepts the file.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -66,11 +65,11 @@ def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator] | 
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """torch.save to a temp file in the same folder, fsync, then rename: never a half-written file."""
-    with atomic_path(path) as tmp, tmp.open("wb") as handle:
-        torch.save({**state, "version": CHECKPOINT_VERSION}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """torch.save to a temp file in the same folder; atomic_path fsyncs it, renames it and fsyncs the
+    folder: never a half-written file, even after a power loss."""
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as handle:
+            torch.save({**state, "version": CHECKPOINT_VERSION}, handle)
     return Path(path)
 
 
