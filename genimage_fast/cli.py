@@ -17,6 +17,7 @@ from genimage_fast.errors import GenImageError
 ENTRY_POINTS: dict[str, str] = {
     "demo-data": "genimage_fast.sources.demo:demo_data_command",
     "scan": "genimage_fast.sources.scan:scan_command",
+    "unpack": "genimage_fast.sources.unpack:unpack_command",
     "convert": "genimage_fast.records.convert:convert_command",
     "inspect": "genimage_fast.records.inspect:inspect_command",
     "verify": "genimage_fast.records.verify:verify_command",
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="count a GenImage tree per generator x split x label")
     p.add_argument("src")
     p.add_argument("--json", dest="as_json", action="store_true", help="print JSON keyed by generator name")
+
+    p = sub.add_parser("unpack", help="verify and extract the release's multi-part zip pieces into the official tree")
+    p.add_argument("archives", help="folder holding NAME.z01 ... NAME.zip (Google Drive -XXX suffixes are fine)")
+    p.add_argument("out", help="output folder (the GenImage tree; _quarantine/ and unpack-rejects.jsonl beside it)")
+    p.add_argument("--checksums", metavar="FILE", help="md5 list (GenImage's data/checksums.csv layout)")
+    p.add_argument("--generators", help="only these subsets: names or ids, e.g. sdv14,adm")
 
     p = sub.add_parser("convert", help="convert a GenImage tree into FFCV / DALI record files")
     p.add_argument("src")
