@@ -1,22 +1,32 @@
-"""F3Net (Qian et al., ECCV 2020), after yyk-wew/F3Net `models.py` (mode 'Mix'), the implementation
-GenImage used.
+"""F3Net (Qian et al., ECCV 2020) as GenImage ran it: GenImage-Dataset/GenImage
+`detector_codes/F3Net-main/f3net.py` (itself "mainly referenced from" yyk-wew/F3Net `models.py`,
+mode 'Mix', before that repository's 2022 "losing dc component" fix).
 
 Two Xception streams (timm's `legacy_xception`, the same network as the original's Cadene
 `xception.py`):
-- FAD (frequency-aware decomposition): a 2-D DCT of the whole image, 4 band masks (low
-  [0, S//2.82], middle [S//2.82, S//2], high [S//2, 2S], all [0, 2S] over i + j, each plus a
-  learnable `2·sigmoid(w) - 1` term), inverse DCT -> 12 channels into the FAD Xception;
+- FAD (frequency-aware decomposition): a 2-D DCT of the whole image, 4 band masks over i + j, each
+  plus a learnable `2·sigmoid(w) - 1` term, inverse DCT -> 12 channels into the FAD Xception. The
+  band edges and the DC handling are `band_variant`:
+    "genimage" (default; GenImage f3net.py:285-288, 406-407): low (0, S//16], middle (S//16, S//8],
+      high (S//8, S], all (0, 2S] -- the start is exclusive, so no base mask contains the DC term
+      (i + j = 0) and frequencies with i + j > S are in no band but "all";
+    "yyk_dc_fix" (yyk-wew/F3Net commit 01942ca, models.py:51-54, 232-233): low [0, S//2.82],
+      middle [S//2.82, S//2], high [S//2, 2S], all [0, 2S] -- start inclusive, DC kept.
 - LFS (local frequency statistics): the grey image rescaled to 0..255, sliding 10x10 windows
-  (stride 2, padding 4), DCT per window, log10|.|, M=6 learnable band filters summed per window ->
-  6 channels of (S - 2)//2 + 1 (149 at 299) into an Xception whose conv1 has stride 1;
+  (stride 2, padding 4), DCT per window, log10|.|, M=6 learnable band filters (edges 20/M·i, same
+  start rule as the FAD bands), each divided by its base's size, summed per window -> 6 channels of
+  (S - 2)//2 + 1 (149 at 299) into an Xception whose conv1 has stride 1;
 - MixBlocks (cross-attention between the streams) after Xception blocks 7 and 12; ReLU + global
   average pooling of both streams, concatenation (4096), dropout 0.2, a linear head.
 
-The original's head has `num_classes=1` trained with `BCEWithLogitsLoss` (its `trainer.py`; the
-GenImage supplement: "binary cross entropy loss that comes inside a sigmoid"), so the output is one
-logit. Input is normalised to [-1, 1] (mean = std = 0.5) as in the original data pipeline. The DCT
-heads run in float32 even under autocast (log10 of small coefficients is meaningless in bf16).
-The constant DCT matrices and band masks are buffers rebuilt from the size, not checkpoint entries.
+Head: GenImage's f3net.py defaults to `num_classes=2` and ships no training code; the GenImage
+supplement trains it with "binary cross entropy loss that comes inside a sigmoid", as yyk-wew's
+`trainer.py` does with `num_classes=1` + `BCEWithLogitsLoss`, so the output here is one logit.
+Input is normalised to [-1, 1] (mean = std = 0.5, the Xception checkpoint's settings). The DCT heads
+run in float32 even under autocast (log10 of small coefficients is meaningless in bf16). The
+constant DCT matrices and band masks are buffers rebuilt from the size, not checkpoint entries.
+ImageNet init (`model.pretrained`) copies the RGB conv1 into the 12- and 6-channel input convs as
+the original's `_init_xcep_fad` / `_init_xcep_lfs` do (see `genimage_fast.models.pretrained`).
 """
 
 from __future__ import annotations
@@ -33,19 +43,37 @@ from genimage_fast.kernels.dct import dct_matrix
 from genimage_fast.models.common import HALF, Normalize
 from genimage_fast.models.factory import ModelSpec, register_model
 
+BAND_VARIANTS = ("genimage", "yyk_dc_fix")
 
-def band_mask(start: float, end: float, size: int) -> torch.Tensor:
-    """1 where start <= i + j <= end (the original `generate_filter`), else 0."""
+
+def band_mask(start: float, end: float, size: int, include_start: bool) -> torch.Tensor:
+    """1 where start < i + j <= end (GenImage's `generate_filter`; `include_start`: start <= i + j <= end,
+    yyk-wew's fix), else 0."""
     s = torch.arange(size).unsqueeze(1) + torch.arange(size).unsqueeze(0)
-    return ((s >= start) & (s <= end)).float()
+    above = s >= start if include_start else s > start
+    return (above & (s <= end)).float()
+
+
+def fad_bands(size: int, variant: str) -> list[tuple[float, float]]:
+    """The 4 FAD band edges (low, middle, high, all) of a band variant."""
+    if variant == "genimage":
+        return [(0, size // 16), (size // 16, size // 8), (size // 8, size), (0, size * 2)]
+    return [(0, size // 2.82), (size // 2.82, size // 2), (size // 2, size * 2), (0, size * 2)]
+
+
+def check_variant(variant: str) -> bool:
+    """True when the variant keeps each band's start (DC included); unknown names are a GenImageError."""
+    if variant not in BAND_VARIANTS:
+        raise GenImageError(f"f3net band_variant {variant!r} is unknown; choose from: {', '.join(BAND_VARIANTS)}")
+    return variant == "yyk_dc_fix"
 
 
 class BandFilters(nn.Module):
     """K band masks, each plus a learnable term 2·sigmoid(w) - 1 (w ~ N(0, 0.1)); optional 1/|band|."""
 
-    def __init__(self, bands: list[tuple[float, float]], size: int, norm: bool = False) -> None:
+    def __init__(self, bands: list[tuple[float, float]], size: int, include_start: bool, norm: bool = False) -> None:
         super().__init__()
-        base = torch.stack([band_mask(lo, hi, size) for lo, hi in bands])
+        base = torch.stack([band_mask(lo, hi, size, include_start) for lo, hi in bands])
         self.register_buffer("base", base, persistent=False)
         self.register_buffer("scale", 1.0 / base.sum(dim=(1, 2)) if norm else torch.ones(len(bands)),
                              persistent=False)
@@ -59,11 +87,10 @@ class BandFilters(nn.Module):
 class FADHead(nn.Module):
     """[N, 3, S, S] -> [N, 12, S, S]: image DCT, 4 band filters, inverse DCT (filter-major channels)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, band_variant: str = "genimage") -> None:
         super().__init__()
         self.register_buffer("dct", dct_matrix(size), persistent=False)
-        bands = [(0, size // 2.82), (size // 2.82, size // 2), (size // 2, size * 2), (0, size * 2)]
-        self.filters = BandFilters(bands, size)
+        self.filters = BandFilters(fad_bands(size, band_variant), size, check_variant(band_variant))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.dct
@@ -76,12 +103,13 @@ class FADHead(nn.Module):
 class LFSHead(nn.Module):
     """[N, 3, S, S] in [-1, 1] -> [N, M, S', S'], S' = (S - 2)//2 + 1: local log-DCT band statistics."""
 
-    def __init__(self, window: int = 10, bands: int = 6, stride: int = 2, padding: int = 4) -> None:
+    def __init__(self, window: int = 10, bands: int = 6, stride: int = 2, padding: int = 4,
+                 band_variant: str = "genimage") -> None:
         super().__init__()
         self.window, self.stride, self.padding = window, stride, padding
         self.register_buffer("dct", dct_matrix(window), persistent=False)
         edges = [(window * 2.0 / bands * i, window * 2.0 / bands * (i + 1)) for i in range(bands)]
-        self.filters = BandFilters(edges, window, norm=True)
+        self.filters = BandFilters(edges, window, check_variant(band_variant), norm=True)
 
     def output_size(self, size: int) -> int:
         return (size + 2 * self.padding - self.window) // self.stride + 1
@@ -139,12 +167,13 @@ _TAIL = ("conv3", "bn3", "act3", "conv4", "bn4", "act4")
 
 class F3Net(nn.Module):
     def __init__(self, img_size: int = 299, num_classes: int = 1, lfs_window: int = 10, lfs_bands: int = 6,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, band_variant: str = "genimage") -> None:
         super().__init__()
         self.normalize = Normalize(HALF, HALF)
         self.img_size = img_size
-        self.fad_head = FADHead(img_size)
-        self.lfs_head = LFSHead(lfs_window, lfs_bands)
+        self.band_variant = band_variant
+        self.fad_head = FADHead(img_size, band_variant)
+        self.lfs_head = LFSHead(lfs_window, lfs_bands, band_variant=band_variant)
         self.fad_xcep = xception_body(12, stride1=2)
         self.lfs_xcep = xception_body(lfs_bands, stride1=1)
         self.mix_block7 = MixBlock(728)
