@@ -35,6 +35,7 @@ class DataConfig:
     resize_size: int = 0  # short side for resize_crop / eval (0: image_size / 0.875)
     generators: list[str] = field(default_factory=list)  # train on these generators only (Task 1); [] = all
     val_generators: list[str] = field(default_factory=list)  # [] = all
+    selection_fraction: float = 0.0  # hold out this share of train (per label x generator) to pick best.pt; 0 = val
 
 
 @dataclass

@@ -37,6 +37,7 @@ from genimage_fast.engine.metrics import MetricsLog, accuracy_by_generator
 from genimage_fast.engine.optim import LRSchedule, build_optimizer
 from genimage_fast.engine.precision import Precision, build_precision
 from genimage_fast.engine.rundir import RunDir
+from genimage_fast.engine.selection import selection_for_run, selection_label
 from genimage_fast.engine.signals import StopOnSignal, TrainingInterrupted
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
@@ -179,18 +180,28 @@ class Trainer:
         self.has_val = _split_size(val_source, "val") > 0
         if val is not None and not self.has_val:
             raise GenImageError(f"validation records {val} have no images in their 'val' split")
-        if not self.has_val:
+        if not self.has_val and not cfg.data.selection_fraction:
             log.warning("no 'val' split in %s: training without validation", val_source)
 
         common = dict(backend=cfg.data.backend, image_size=cfg.data.image_size, device=str(self.device),
                       num_workers=cfg.data.num_workers, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size)
+        # data.selection_fraction > 0: best.pt is picked on a held-out part of train, never on val
+        self.selection = selection_for_run(data, cfg.data.selection_fraction, tc.seed, cfg.data.generators)
+        self.val_key = "selection_accuracy" if self.selection else "val_accuracy"
         self.loader = build_loader(data, batch_size=tc.batch_size, train=True, split="train",
                                    generators=parse_generators(cfg.data.generators),
                                    train_transform=cfg.data.train_transform, resize_size=cfg.data.resize_size,
-                                   hflip=cfg.aug.hflip, **common)
-        self.val_loader = build_loader(val_source, batch_size=tc.val_batch_size or tc.batch_size, train=False,
-                                       split="val", generators=parse_generators(cfg.data.val_generators),
-                                       resize_size=cfg.data.resize_size, **common) if self.has_val else None
+                                   hflip=cfg.aug.hflip, subset=self.selection.train if self.selection else None,
+                                   **common)
+        if self.selection:
+            self.has_val = True
+            self.val_loader = build_loader(data, batch_size=tc.val_batch_size or tc.batch_size, train=False,
+                                           split="train", subset=self.selection.selection,
+                                           resize_size=cfg.data.resize_size, **common)
+        else:
+            self.val_loader = build_loader(val_source, batch_size=tc.val_batch_size or tc.batch_size, train=False,
+                                           split="val", generators=parse_generators(cfg.data.val_generators),
+                                           resize_size=cfg.data.resize_size, **common) if self.has_val else None
         self.steps_per_epoch = len(self.loader) // tc.grad_accum
         if self.steps_per_epoch == 0:
             raise GenImageError(f"the train split ({train_size} images over {ctx.world_size} process(es)) is "
@@ -397,7 +408,9 @@ class Trainer:
             "steps": s.step,
             "world_size": ctx.world_size,
             "images_per_second": window.overall_images_per_second(),
-            "val_accuracy": s.last_val,
+            "val_accuracy": {} if self.selection else s.last_val,  # a selection run never scores val
+            **({"selection_accuracy": s.last_val} if self.selection else {}),
+            "selection": self.selection.describe() if self.selection else selection_label(self.has_val),
             "wall_seconds": 0.0,  # filled in by train()
         }
 
@@ -421,10 +434,10 @@ class Trainer:
         acc = self.validate()
         s.last_val, s.last_val_step = acc, s.step
         trained_epoch = s.epoch - 1 if s.batch == 0 and s.epoch > 0 else s.epoch  # as in the step lines
-        self.metrics.write({"step": s.step, "epoch": trained_epoch, "val_accuracy": acc})
+        self.metrics.write({"step": s.step, "epoch": trained_epoch, self.val_key: acc})
         if tb is not None:
             for key, value in acc.items():
-                tb.add_scalar(f"val_accuracy/{key}", value, s.step)
+                tb.add_scalar(f"{self.val_key}/{key}", value, s.step)
         improved = acc.get("mean", -1.0) > s.best_metric
         if improved:
             s.best_metric = acc["mean"]
@@ -503,8 +516,9 @@ def train_command(recipe: str, data: str | None, val: str | None, out: str | Non
         sys.stdout.write(f"{result['config_yaml']}# parameters: {result['parameters']:,}\n")
         return 0
     if int(os.environ.get("RANK", "0")) == 0:
-        acc = result["val_accuracy"].get("mean")
-        acc_text = f", mean val accuracy {acc:.4f}" if acc is not None else ""
+        acc = (result.get("selection_accuracy") or result["val_accuracy"]).get("mean")
+        which = "selection" if result.get("selection_accuracy") else "val"
+        acc_text = f", mean {which} accuracy {acc:.4f}" if acc is not None else ""
         sys.stdout.write(f"trained {result['steps']} steps ({result['epochs']} epochs) at "
                          f"{result['images_per_second']:.1f} images/s{acc_text}; run: "
                          f"{Path(out) if out else default_run_dir(load_config(recipe, tuple(overrides)))}\n")
