@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="print a record set's manifest and samples")
     p.add_argument("records")
     p.add_argument("--json", dest="as_json", action="store_true")
+    p.add_argument("--protocol", choices=("grommelt", "grommelt-balanced"), default=None,
+                   help="Grommelt et al.'s unbiased records: fakes PIL JPEG q96, reals q96 inside the size window, "
+                        "fakes subsampled (seed 42) to the reals' count (-balanced: per class)")
     p.add_argument("--limit", type=int, default=20, help="records to list (0 = all)")
 
     p = sub.add_parser("verify", help="check every record file against the manifest's sha256")

@@ -24,6 +24,7 @@ from typing import Any
 from genimage_fast.atomic import atomic_write_text
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
+from genimage_fast.records import grommelt
 from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR, chunk_stem
 from genimage_fast.records.manifest import (
     MANIFEST,
@@ -84,8 +85,10 @@ def _real_distributions(out: Path, items_by_split: dict[str, list[Item]], worker
 
 def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list[int] | None,
                 spec: StoreSpec, settings: dict[str, Any], shard_size: int, workers: int,
-                ) -> tuple[list[Chunk], list[dict[str, str]], dict[str, dict[int, int]]]:
-    """Scan, filter, and cut into chunks; also scan's skips and match-real's distributions."""
+                protocol: str | None = None,
+                ) -> tuple[list[Chunk], list[dict[str, str]], dict[str, dict[int, int]], dict | None]:
+    """Scan, filter, and cut into chunks; also scan's skips, match-real's distributions and the
+    protocol's selection record (None without --protocol)."""
     from genimage_fast.sources import scan_tree
 
     scan = scan_tree(src)
@@ -98,6 +101,10 @@ def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list
         bucket = items_by_split[sample.split]
         bucket.append(Item(len(bucket), str(sample.path), sample.relpath, sample.label, sample.generator,
                            sample.class_id))
+    protocol_record = None
+    if protocol is not None:  # Grommelt et al.: reals filtered by quality and size, fakes subsampled
+        items_by_split, protocol_record = grommelt.select(items_by_split, class_balanced=protocol.endswith("balanced"),
+                                                          workers=workers)
     distributions: dict[str, dict[int, int]] = {}
     if get_store(spec).needs_real_qualities:
         distributions = _real_distributions(out, items_by_split, workers)
@@ -109,7 +116,7 @@ def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list
     chunks = [chunk for split in splits for chunk in make_chunks(split, items_by_split[split], shard_size, settings)]
     # Files the scan did not take (hidden, system, non-image names) are not inputs, so not rejects.
     skipped = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
-    return chunks, skipped, distributions
+    return chunks, skipped, distributions, protocol_record
 
 
 class _Progress:
@@ -217,11 +224,13 @@ def _finished(out: Path, run_key: str) -> dict[str, Any] | None:
 def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "all",
             generators: Sequence[str | int] | str | None = None, store: str = "original",
             max_side: int | None = None, workers: int = 1, shard: tuple[int, int] = (0, 1),
-            strict: bool = False, progress: bool = True, shard_size: int | None = None) -> dict[str, Any]:
+            strict: bool = False, progress: bool = True, shard_size: int | None = None,
+            protocol: str | None = None) -> dict[str, Any]:
     """Convert a GenImage tree into record files; return the manifest (the shard's own when partial)."""
     src_path, out_path = Path(src).resolve(), Path(out)
     RECORD_FORMATS.get(fmt).check_available()
-    spec = parse_store(store)
+    grommelt.check_protocol(protocol, store)
+    spec = parse_store(store) if protocol is None else StoreSpec("fakes-jpeg", grommelt.JPEG_QUALITY)
     shard_index, shard_count = _check_shard(shard)
     if not src_path.exists():
         raise GenImageError(f"source {str(src)!r} does not exist")
@@ -236,17 +245,19 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     # What the chunks' fingerprints cover; not the source's absolute path, so slices converted on
     # machines that mount the tree elsewhere still merge (the relative paths identify the inputs).
     settings = {"format": fmt, "store": str(spec), "max_side": max_side, "shard_size": shard_size, "version": 1}
+    if protocol is not None:  # only then, so fingerprints of earlier record sets stay valid
+        settings["protocol"] = protocol
     (out_path / STATE_DIR).mkdir(parents=True, exist_ok=True)
     if shard_count == 1:
         _remove_stale_temporaries(out_path)
 
-    chunks, skipped, distributions = plan_chunks(src_path, out_path, splits, generator_ids, spec, settings,
-                                                 shard_size, workers)
+    chunks, skipped, distributions, protocol_record = plan_chunks(src_path, out_path, splits, generator_ids, spec,
+                                                                  settings, shard_size, workers, protocol)
     run_key = hashlib.sha256(json.dumps([c.fingerprint for c in chunks] + [skipped]).encode()).hexdigest()
     if (finished := _finished(out_path, run_key)) is not None:
         return finished
     extra = {"source": str(src_path), "generators": generator_ids, "shard_size": shard_size,
-             "scan_skipped": len(skipped), "run_key": run_key}
+             "scan_skipped": len(skipped), "run_key": run_key, "protocol": protocol_record}
     if distributions:
         extra["quality_distribution"] = {s: {str(q): n for q, n in d.items()} for s, d in distributions.items()}
 
@@ -282,10 +293,11 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
 
 def convert_command(src: str, out: str, fmt: str, split: str = "all", generators: str | None = None,
                     store: str = "original", max_side: int | None = None, workers: int = 1,
-                    shard: tuple[int, int] = (0, 1), strict: bool = False, progress: bool = True) -> int:
+                    shard: tuple[int, int] = (0, 1), strict: bool = False, progress: bool = True,
+                    protocol: str | None = None) -> int:
     """CLI entry: convert, then one summary line per split on stdout."""
     manifest = convert(src, out, fmt=fmt, split=split, generators=generators, store=store, max_side=max_side,
-                       workers=workers, shard=shard, strict=strict, progress=progress)
+                       workers=workers, shard=shard, strict=strict, progress=progress, protocol=protocol)
     for name, info in manifest["splits"].items():
         sys.stdout.write(f"{name}: {info['count']} samples in {len(info['files'])} file(s)\n")
     sys.stdout.write(f"rejects: {manifest['rejects']}\n")

@@ -94,13 +94,23 @@ class MatchRealStore(StoreMode):
         return "jpeg", encode_jpeg(resize_max_side(src.image, max_side), drawn_quality)
 
 
+@STORE_MODES.register("fakes-jpeg")
+class FakesJpegStore(StoreMode):
+    """Grommelt et al.'s JPEG step: reals keep their bytes, every fake becomes PIL's JPEG at quality Q."""
+
+    def encode(self, src, label, max_side, spec, drawn_quality):
+        if label == 0:
+            return keep_original(src, max_side)
+        return "jpeg", encode_jpeg(resize_max_side(src.image, max_side), spec.quality or 0)
+
+
 def parse_store(text: str) -> StoreSpec:
     """'original' | 'raw' | 'jpeg:Q' (1..100) | 'match-real' -> StoreSpec; GenImageError otherwise."""
     name, _, arg = text.strip().partition(":")
     STORE_MODES.get(name)  # unknown names -> GenImageError with close matches
-    if name == "jpeg":
+    if name in ("jpeg", "fakes-jpeg"):
         if not arg.isdigit() or not 1 <= int(arg) <= 100:
-            raise GenImageError(f"--store jpeg:Q needs a quality Q in 1..100, got {text!r}")
+            raise GenImageError(f"--store {name}:Q needs a quality Q in 1..100, got {text!r}")
         return StoreSpec(name, int(arg))
     if arg:
         raise GenImageError(f"--store {name} takes no argument, got {text!r}")

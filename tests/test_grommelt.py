@@ -1,0 +1,171 @@
+"""`convert --protocol grommelt` against Grommelt et al.'s code (gendetection/UnbiasedGenImage).
+
+Pinned settings, quoted:
+- jpeg_augment.py:6  `image.save(outputIoStream, "JPEG", quality=qf, optimice=True)` (fakes, qf 96)
+- compute_qf.py:7-24 closest IJG luminance table by mse_loss, `for i in range(100, -1, -1)`, `d <= d_best`
+- ResNet50/pytorch-image-models-0.6.12/get_data.py:49-58 (SIZE_CONSTRAINED): reals with
+  min_size <= width, height <= max_size and compression_rate == jpeg_qf; fakes
+  `.sample(n=len(data_train_real), random_state=42)`
+- Swin-T/Swin-Transformer-main/data/get_transform.py:36-38 `T.CenterCrop(args.cropsize)` (load time)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genimage_fast.errors import GenImageError
+from genimage_fast.records import convert, open_records
+from genimage_fast.records.grommelt import grommelt_quality, size_window
+from genimage_fast.records.quality import estimate_jpeg_quality
+
+# ITU T.81 Annex K luminance table, written out here (not imported) for the independent estimator.
+IJG_LUMA = torch.tensor([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=torch.float32)
+
+
+def ijg_table(quality: int) -> torch.Tensor:
+    """torchjpeg.quantization.ijg.get_coefficients_for_qualities for one quality (baseline clamp)."""
+    if quality == 0:
+        return torch.full((64,), 255.0)  # scale 5000/0: every entry clamps to 255
+    scale = 5000.0 / quality if quality < 50 else 200.0 - 2 * quality
+    return torch.clamp(torch.floor((IJG_LUMA * scale + 50) / 100), 1, 255)
+
+
+def compute_qf_reference(jpeg: bytes) -> int:
+    """compute_qf.py's loop, on the luminance table PIL reads from the file."""
+    table = torch.tensor(list(Image.open(io.BytesIO(jpeg)).quantization[0]), dtype=torch.float32)
+    d_best, q_best = float("inf"), 0
+    for i in range(100, -1, -1):
+        d = torch.nn.functional.mse_loss(ijg_table(i), table).item()
+        if d <= d_best:
+            d_best, q_best = d, i
+        else:
+            break
+    return q_best
+
+
+def pil_jpeg(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def photo(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    return Image.fromarray(base).resize((width, height), Image.BICUBIC)
+
+
+def test_quality_estimate_matches_their_method_at_every_quality():
+    img = photo(64, 48, 0)
+    for q in range(1, 101):
+        data = pil_jpeg(img, q)
+        assert grommelt_quality(data) == compute_qf_reference(data), q
+        # Our libjpeg estimator agrees except at q=1, whose table their q=0 ties (ties go lower there).
+        assert estimate_jpeg_quality(data) == q
+        assert grommelt_quality(data) == (0 if q == 1 else q)
+
+
+def test_size_windows():
+    assert size_window(512) == (450, 550)  # their example
+    assert size_window(256) == (225, 275) and size_window(1024) == (900, 1100) and size_window(128) == (112, 138)
+
+
+# (name, width, height, quality): which reals a 512-px subset keeps is q == 96 and 450..550 both ways.
+SDV4_REALS = [
+    ("n01440764_1.JPEG", 500, 500, 96), ("n01440764_2.JPEG", 450, 550, 96), ("n01440764_3.JPEG", 500, 375, 96),
+    ("n01440764_4.JPEG", 500, 500, 90), ("n01443537_5.JPEG", 551, 500, 96), ("n01443537_6.JPEG", 520, 480, 96),
+    ("n01443537_7.JPEG", 500, 500, 95),
+]
+ADM_REALS = [("n01440764_8.JPEG", 250, 260, 96), ("n01440764_9.JPEG", 500, 375, 96),
+             ("n01443537_10.JPEG", 240, 240, 75)]
+
+
+def _tree(root, subset, native, reals, fakes_per_class, fake_ext):
+    for split in ("train", "val"):
+        for label in ("ai", "nature"):
+            (root / subset / split / label).mkdir(parents=True)
+    seed = 0
+    for name, w, h, q in reals:
+        seed += 1
+        (root / subset / "train" / "nature" / name).write_bytes(pil_jpeg(photo(w, h, seed), q))
+    val_real = root / subset / "val" / "nature" / "ILSVRC2012_val_00000001.JPEG"
+    val_real.write_bytes(pil_jpeg(photo(native, native, 99), 96))  # in the window at any native size
+    token = subset.split("_")[-1]
+    for cls in (0, 1):
+        for i in range(fakes_per_class):
+            seed += 1
+            name = f"{cls:03d}_{token}_{i:05d}.{fake_ext}"
+            photo(native, native, seed).save(root / subset / "train" / "ai" / name, "PNG")
+    for i in range(3):
+        name = f"000_{token}_{90 + i:05d}.{fake_ext}"
+        photo(native, native, 500 + i).save(root / subset / "val" / "ai" / name, "PNG")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("src")
+    _tree(root, "imagenet_ai_0419_sdv4", 512, SDV4_REALS, 4, "png")
+    _tree(root, "imagenet_ai_0508_adm", 256, ADM_REALS, 2, "PNG")
+    out = tmp_path_factory.mktemp("rec") / "records"
+    convert(root, out, fmt="dali", protocol="grommelt", progress=False)
+    return root, open_records(out)
+
+
+def _meta_rows(rs, split):
+    sp = rs.split(split)
+    return sp, [(sp.meta["path"][i], int(sp.meta["label"][i]), int(sp.meta["generator"][i])) for i in range(len(sp))]
+
+
+def test_selected_reals_are_exactly_q96_inside_the_window(records):
+    root, rs = records
+    _, rows = _meta_rows(rs, "train")
+    reals = sorted(p.split("/")[-1] for p, label, _ in rows if label == 0)
+    expected = sorted(n for n, w, h, q in SDV4_REALS if q == 96 and 450 <= w <= 550 and 450 <= h <= 550)
+    expected += sorted(n for n, w, h, q in ADM_REALS if q == 96 and 225 <= w <= 275 and 225 <= h <= 275)
+    assert reals == sorted(expected)
+
+
+def test_fakes_are_pil_q96_of_the_source_and_counts_match(records):
+    root, rs = records
+    for split in ("train", "val"):
+        sp, rows = _meta_rows(rs, split)
+        for gen in {g for _, _, g in rows}:
+            n_real = sum(1 for _, lab, g in rows if lab == 0 and g == gen)
+            n_fake = sum(1 for _, lab, g in rows if lab == 1 and g == gen)
+            subset = "imagenet_ai_0419_sdv4" if gen == 1 else "imagenet_ai_0508_adm"
+            available = len(list((root / subset / split / "ai").iterdir()))
+            assert n_fake == min(n_real, available), (split, gen)
+        for i, (path, label, _) in enumerate(rows):
+            kind, payload = sp.read_encoded(i)
+            source = (root / path).read_bytes()
+            if label == 0:
+                assert kind == "jpeg" and bytes(payload) == source  # reals keep their bytes
+            else:
+                with Image.open(root / path) as im:
+                    assert kind == "jpeg" and bytes(payload) == pil_jpeg(im.convert("RGB"), 96)
+
+
+def test_manifest_records_the_protocol(records):
+    _, rs = records
+    proto = rs.manifest["protocol"]
+    assert proto["name"] == "grommelt" and proto["fake_jpeg_quality"] == 96 and proto["seed"] == 42
+    assert proto["size_windows"] == {"sdv14": [450, 550], "adm": [225, 275]}
+    assert proto["center_crop"] == {"sdv14": 450, "adm": 225}
+    assert rs.manifest["store"] == "fakes-jpeg:96"
+    json.dumps(rs.manifest)
+
+
+def test_protocol_rejects_other_stores(tmp_path):
+    with pytest.raises(GenImageError, match="leave --store at original"):
+        convert(tmp_path, tmp_path / "o", fmt="dali", store="raw", protocol="grommelt", progress=False)
+    with pytest.raises(GenImageError, match="unknown protocol"):
+        convert(tmp_path, tmp_path / "o", fmt="dali", protocol="gromelt", progress=False)
