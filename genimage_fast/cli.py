@@ -58,6 +58,11 @@ def _positive(text: str) -> int:
     return value
 
 
+# --set KEY=VALUE, repeated (--set a=1 --set b=2) or listed (--set a=1 b=2): all collected in order.
+SET_ARGS: dict = dict(action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                      help="config overrides (list keys take a comma string: data.generators=sdv14,adm)")
+
+
 def _add_common_bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_path", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -121,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="record set (train split; val split for validation)")
     p.add_argument("--val", default=None, help="a separate record set for validation")
     p.add_argument("--out", default=None, help="run directory (default runs/RECIPE)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", **SET_ARGS)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and model size, then stop")
 
@@ -149,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-generators", default=None, help="comma-separated; 'all' for the 8x8 matrix (default sdv14)")
     p.add_argument("--format", dest="fmt", default=None, choices=["ffcv", "dali"], help="default dali")
     p.add_argument("--degrade", default=None, help="default none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", **SET_ARGS)
 
     bench = sub.add_parser("bench", help="throughput benchmarks, each beside its plain baseline")
     parser.set_defaults(help_parser=parser)
@@ -186,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--steps", type=_positive, default=20)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", **SET_ARGS)
     _add_common_bench(p)
 
     p = bsub.add_parser("convert", help="convert images/s vs a plain single-process PIL loop")

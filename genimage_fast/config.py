@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     fused: bool = True  # use torch's fused kernels where the device has them
+    dampening: float = 0.0  # SGD dampening (AutoGAN: 0.9)
+    decay_all: bool = False  # weight decay on every parameter, biases and norms too (AutoGAN, GramNet)
+    no_weight_decay: list[str] = field(default_factory=list)  # name keywords kept out of weight decay
+    lr_scale: str = "none"  # none | lr (DeiT: lr x global batch / 512) | all (Swin: lr, warmup_lr, min_lr)
 
 
 @dataclass
@@ -58,6 +63,15 @@ class ScheduleConfig:
     min_lr: float = 0.0  # cosine floor
     decay_epochs: float = 30.0  # step: decay every this many epochs
     decay_rate: float = 0.1  # step: multiply by this at each decay
+    per_epoch: bool = False  # lr changes once per epoch (timm's t_in_epochs), not every step
+    warmup_prefix: bool = True  # cosine starts after warm-up (Swin); False: over all epochs (timm, DeiT)
+    cooldown_epochs: int = 0  # last epochs of train.epochs held at min_lr (timm --cooldown-epochs)
+    lag: int = 0  # lr of epoch/step t is the schedule's value at t - lag (DeiT/Swin step after the unit)
+    plateau_patience: int = 5  # plateau: epochs without improvement before lr / 10 (CNNDetection)
+    plateau_delta: float = 0.001  # plateau: improvement needed, then plateau_delta_after after a drop
+    plateau_delta_after: float = 0.002
+    plateau_factor: float = 0.1
+    plateau_min_lr: float = 1e-6  # plateau: stop when the dropped lr falls below this
 
 
 @dataclass
@@ -78,6 +92,12 @@ class AugConfig:
     blur_sigma_max: float = 3.0
     jpeg_prob: float = 0.0  # CNNSpot: JPEG at a quality drawn uniformly from jpeg_quality
     jpeg_quality: list[int] = field(default_factory=lambda: [30, 100])
+    mixup: float = 0.0  # Mixup alpha (timm Mixup, batch mode, on the device); 0 = off
+    cutmix: float = 0.0  # CutMix alpha; 0 = off
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5  # with both on: probability of CutMix for a batch
+    repeated_aug: int = 1  # DeiT RASampler repeats per image (1 = off)
+    ema_decay: float = 0.0  # model EMA decay per step (DeiT 0.99996); 0 = off
 
 
 @dataclass
@@ -95,6 +115,7 @@ class TrainConfig:
     val_every: int = 1  # validate every this many epochs (0 = only at the end)
     clip_grad: float = 0.0
     val_batch_size: int = 0  # 0: same as batch_size
+    global_batch_size: int = 0  # 0: batch_size x world x grad_accum; else grad_accum is derived from it
 
 
 @dataclass
@@ -114,9 +135,146 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.device": ("auto", "cpu", "cuda"),
     "data.train_transform": ("rrc", "resize_crop"),
     "optim.name": ("sgd", "adam", "adamw"),
-    "schedule.name": ("cosine", "step", "constant"),
+    "schedule.name": ("cosine", "step", "constant", "plateau"),
+    "optim.lr_scale": ("none", "lr", "all"),
     "loss.name": ("ce", "bce", "nll", "jsd_ce"),
 }
+
+
+# -- value rules (declarative: one line per key; a key's owner adds its rule beside the key) ----------
+# A rule returns None when the (already type-checked) value is fine, else what it must be. Keys
+# without a rule take any value of their type. tests/test_config_validation.py checks every key here
+# exists and every rule rejects a bad value with one line naming the key.
+
+Rule = Callable[[Any], "str | None"]
+
+
+def at_least(low: float) -> Rule:
+    return lambda v: None if v >= low else f"must be >= {low}"
+
+
+def above(low: float) -> Rule:
+    return lambda v: None if v > low else f"must be > {low}"
+
+
+def between(low: float, high: float, high_open: bool = False) -> Rule:
+    """low <= v <= high (or < high)."""
+    def rule(v: Any) -> str | None:
+        ok = low <= v < high if high_open else low <= v <= high
+        return None if ok else f"must be in [{low}, {high}{')' if high_open else ']'}"
+    return rule
+
+
+PROBABILITY = between(0.0, 1.0)
+
+
+def each(rule: Rule, length: int | None = None) -> Rule:
+    """A rule for every item of a list (and its length, when given)."""
+    def check(v: Any) -> str | None:
+        if length is not None and len(v) != length:
+            return f"must have {length} items"
+        problems = [p for p in map(rule, v) if p]
+        return f"every item {problems[0]}" if problems else None
+    return check
+
+
+def quality_range(v: list[int]) -> str | None:
+    if len(v) != 2 or not 1 <= v[0] <= v[1] <= 100:
+        return "must be [low, high] with 1 <= low <= high <= 100"
+    return None
+
+
+def generator_names(v: list[str]) -> str | None:
+    from genimage_fast.generators import parse_generators
+
+    try:
+        parse_generators(v)
+    except GenImageError as exc:
+        return str(exc)
+    return None
+
+
+RULES: dict[str, Rule] = {
+    "data.image_size": at_least(8),
+    "data.num_workers": at_least(0),
+    "data.resize_size": at_least(0),
+    "data.generators": generator_names,
+    "data.val_generators": generator_names,
+    "data.selection_fraction": between(0.0, 1.0, high_open=True),
+    "optim.lr": at_least(0.0),
+    "optim.weight_decay": at_least(0.0),
+    "optim.momentum": PROBABILITY,
+    "optim.betas": each(between(0.0, 1.0, high_open=True), length=2),
+    "optim.eps": above(0.0),
+    "optim.dampening": PROBABILITY,
+    "schedule.warmup_epochs": at_least(0.0),
+    "schedule.warmup_lr": at_least(0.0),
+    "schedule.min_lr": at_least(0.0),
+    "schedule.decay_epochs": above(0.0),
+    "schedule.decay_rate": above(0.0),
+    "schedule.cooldown_epochs": at_least(0),
+    "schedule.lag": at_least(0),
+    "schedule.plateau_patience": at_least(0),
+    "schedule.plateau_factor": between(0.0, 1.0),
+    "schedule.plateau_min_lr": at_least(0.0),
+    "loss.label_smoothing": between(0.0, 1.0, high_open=True),
+    "loss.jsd_splits": at_least(1),
+    "loss.jsd_alpha": at_least(0.0),
+    "aug.hflip": PROBABILITY,
+    "aug.random_erase": PROBABILITY,
+    "aug.blur_prob": PROBABILITY,
+    "aug.blur_sigma_max": at_least(0.0),
+    "aug.jpeg_prob": PROBABILITY,
+    "aug.jpeg_quality": quality_range,
+    "aug.mixup": at_least(0.0),
+    "aug.cutmix": at_least(0.0),
+    "aug.mixup_prob": PROBABILITY,
+    "aug.mixup_switch_prob": PROBABILITY,
+    "aug.repeated_aug": at_least(1),
+    "aug.ema_decay": between(0.0, 1.0, high_open=True),
+    "train.epochs": at_least(0),
+    "train.max_steps": at_least(0),
+    "train.batch_size": at_least(1),
+    "train.log_every": at_least(1),
+    "train.grad_accum": at_least(1),
+    "train.val_every": at_least(0),
+    "train.clip_grad": at_least(0.0),
+    "train.val_batch_size": at_least(0),
+    "train.global_batch_size": at_least(0),
+}
+
+
+def _generator_names(v: list[str]) -> list[str]:
+    """Names in the paper's order, whatever the user wrote (ids such as "1" included), so every
+    later lookup by name (results, Table 5) finds them."""
+    from genimage_fast.generators import generator_name, parse_generators
+
+    ids = parse_generators(v)
+    return [generator_name(g) for g in ids] if ids is not None else []
+
+
+# Keys whose valid values are normalised to one spelling after their rule passed.
+NORMALIZE: dict[str, Callable[[Any], Any]] = {
+    "data.generators": _generator_names,
+    "data.val_generators": _generator_names,
+}
+
+
+def _check_value(key: str, value: Any) -> Any:
+    """CHOICES, then RULES, then NORMALIZE for one key: one GenImageError line naming the key."""
+    if key in CHOICES and value not in CHOICES[key]:
+        raise GenImageError(f"config key {key!r}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    problem = RULES[key](value) if key in RULES else None
+    if problem:
+        raise GenImageError(f"config key {key!r}: {problem}, got {value!r}")
+    return NORMALIZE[key](value) if key in NORMALIZE else value
+
+
+def _comma_list(value: str, item: Any) -> list[Any]:
+    """`--set data.generators=sdv14,adm` / `aug.jpeg_quality=30,100`: a comma string for a list key
+    (items parsed as YAML scalars unless the list holds strings)."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    return parts if item is str else [yaml.safe_load(part) for part in parts]
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -126,9 +284,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _coerce(value, args[0], key)
     if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = _comma_list(value, item)
+        elif item is str and isinstance(value, int) and not isinstance(value, bool):
+            value = [str(value)]  # data.generators=1 (an id) reads as an int
         if not isinstance(value, (list, tuple)):
             raise GenImageError(f"config key {key!r}: expected a list, got {value!r}")
-        (item,) = typing.get_args(tp)
+        if item is str:  # ids among names (data.generators=[1, 3]) are strings for the name check
+            value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         return [_coerce(v, item, key) for v in value]
     if origin is dict:
         if not isinstance(value, dict):
@@ -174,9 +338,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value or {}, full + ".")
         else:
-            kwargs[key] = _coerce(value, tp, full)
-            if full in CHOICES and kwargs[key] not in CHOICES[full]:
-                raise GenImageError(f"config key {full!r}: {value!r} is not one of {', '.join(CHOICES[full])}")
+            kwargs[key] = _check_value(full, _coerce(value, tp, full))
     return cls(**kwargs)
 
 
@@ -203,11 +365,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
 def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> RecipeConfig:
     """Build and validate a RecipeConfig from a nested dict plus overrides."""
     merged = apply_overrides(dict(data), overrides)
-    cfg = _build(RecipeConfig, merged, "")
-    if cfg.train.batch_size < 1 or cfg.train.epochs < 0 or cfg.train.max_steps < 0 or cfg.train.grad_accum < 1:
-        raise GenImageError("config: train.batch_size and train.grad_accum must be >= 1, epochs/max_steps >= 0")
-    if cfg.data.image_size < 8:
-        raise GenImageError(f"config key 'data.image_size': {cfg.data.image_size} is too small")
+    cfg = _build(RecipeConfig, merged, "")  # every key's type, choices and RULES checked there
+    tc = cfg.train  # global batch = per-rank batch x world x grad_accum (the world is checked at run time)
+    if tc.global_batch_size < 0 or tc.global_batch_size % (tc.batch_size * tc.grad_accum):
+        raise GenImageError(f"config: train.global_batch_size {tc.global_batch_size} is not train.batch_size "
+                            f"{tc.batch_size} x train.grad_accum {tc.grad_accum} x a world size")
     return cfg
 
 

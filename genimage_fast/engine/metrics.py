@@ -7,6 +7,7 @@ reals and fakes together, as the paper evaluates), plus the mean over the genera
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from genimage_fast.atomic import atomic_write_text
 from genimage_fast.generators import generator_name
+
+log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5  # probability of fake at or above which an image is called fake
 
@@ -64,14 +68,12 @@ class MetricsLog:
         self.enabled = enabled
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop lines logged after the checkpoint's step (they will be logged again)."""
+        """On resume, drop lines logged after the checkpoint's step (they will be logged again), and
+        a line a kill cut in half (with a warning: it is re-logged from the checkpoint anyway)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        tmp.replace(self.path)
+        kept = [line for line, record in _parse_lines(self.path) if record.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -82,6 +84,24 @@ class MetricsLog:
             handle.flush()
 
 
+def _parse_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) for each well-formed line; a malformed line (SIGKILL mid-append leaves the
+    last one cut) is skipped with a warning naming it, never a JSONDecodeError."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            log.warning("%s: dropping malformed line %d (a write cut short by a kill?): %.60r", path, number, line)
+            continue
+        out.append((line, record))
+    return out
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All records of a metrics.jsonl (for tests and reports)."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """All records of a metrics.jsonl (for tests and reports); malformed lines skipped with a warning."""
+    return [record for _, record in _parse_lines(Path(path))]

@@ -26,13 +26,20 @@ class StopOnSignal:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, stop_at_step: int | None = None) -> None:
+        """stop_at_step: also stop (as a signal would: checkpoint, TrainingInterrupted) once this many
+        steps are done; the hook tests and job schedulers use to stop at an exact step."""
         self.signum: int | None = None
+        self.stop_at_step = stop_at_step
         self._previous: dict[int, object] = {}
 
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+    def check(self, step: int) -> bool:
+        """Whether to stop after `step` steps: a signal arrived, or the stop step is reached."""
+        return self.requested or (self.stop_at_step is not None and step >= self.stop_at_step)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None and signum == signal.SIGINT:

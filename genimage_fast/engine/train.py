@@ -36,6 +36,7 @@ from genimage_fast.engine.distributed import (
 from genimage_fast.engine.metrics import MetricsLog, accuracy_by_generator
 from genimage_fast.engine.optim import LRSchedule, build_optimizer
 from genimage_fast.engine.precision import Precision, build_precision
+from genimage_fast.engine.resume import check_geometry, run_geometry, seed_rank_streams
 from genimage_fast.engine.rundir import RunDir
 from genimage_fast.engine.selection import selection_for_run, selection_label
 from genimage_fast.engine.signals import StopOnSignal, TrainingInterrupted
@@ -155,6 +156,15 @@ class _Window:
     def overall_images_per_second(self) -> float:
         return self.total_images / self.total_seconds if self.total_seconds > 0 else 0.0
 
+    def state_dict(self) -> dict[str, Any]:
+        """The open window (checkpointed, so a stop between log steps loses no logged loss)."""
+        return {"loss": self.loss.detach().cpu().clone(), "steps": self.steps, "images": self.images}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.loss = state["loss"].to(self.device)
+            self.steps, self.images = int(state["steps"]), int(state["images"])
+
 
 class Trainer:
     """One training run: builds everything from the config, then `fit()`."""
@@ -232,13 +242,19 @@ class Trainer:
         self.augment = build_train_augment(cfg.aug, cfg.loss)
         # The augmentation draws from its own generator on the device (checkpointed with the others).
         self.aug_rng = torch.Generator(device=self.device).manual_seed(tc.seed * 1_000_003 + ctx.rank)
+        seed_rank_streams(tc.seed, ctx.rank)  # dropout / drop-path: own stream per rank, after the init
+        self.geometry = run_geometry(cfg, ctx.world_size, data)
+        self.window = _Window(self.device)  # the open logging window (checkpointed)
         self.state = TrainState()
         self.metrics = MetricsLog(self.run.metrics, enabled=ctx.is_main and run_dir is not None)
 
     # -- checkpoints ------------------------------------------------------------------------------
 
     def _checkpoint(self) -> dict[str, Any]:
-        rng = gather_objects(capture_rng({"augment": self.aug_rng}), self.ctx)  # collective: all ranks
+        # collective: every rank's own RNG states and open log window, gathered into rank 0's file
+        ranks = gather_objects({"rng": capture_rng({"augment": self.aug_rng}),
+                                "log_window": self.window.state_dict()}, self.ctx)
+        rng = [r["rng"] for r in ranks]
         s = self.state
         return {
             "model": unwrap_model(self.net).state_dict(),
@@ -254,6 +270,8 @@ class Trainer:
             "best_metric": s.best_metric,
             "val_accuracy": s.last_val,
             "world_size": self.ctx.world_size,
+            "geometry": self.geometry,
+            "log_window_by_rank": [r["log_window"] for r in ranks],
         }
 
     def save(self, best: bool = False) -> None:
@@ -273,13 +291,14 @@ class Trainer:
             if old is not None and old != new:
                 raise GenImageError(f"cannot resume: {self.run.last} was trained with {section}.{key}={old}, "
                                     f"the config now says {new}")
+        check_geometry(ckpt.get("geometry") or {"world_size": ckpt.get("world_size")}, self.geometry, self.run.last)
         self.net.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
         self.precision.load_state_dict(ckpt["scaler"])
-        by_rank = ckpt.get("rng_by_rank") or [ckpt["rng"]]
-        restore_rng(by_rank[self.ctx.rank] if len(by_rank) == self.ctx.world_size else ckpt["rng"],
-                    {"augment": self.aug_rng})
+        by_rank = ckpt.get("rng_by_rank") or [ckpt["rng"]]  # same world size: checked above
+        restore_rng(by_rank[self.ctx.rank], {"augment": self.aug_rng})
+        self.window.load_state_dict((ckpt.get("log_window_by_rank") or [None] * (self.ctx.rank + 1))[self.ctx.rank])
         self.state = TrainState(epoch=ckpt["epoch"], step=ckpt["step"], batch=ckpt["loader"]["batch"],
                                 best_metric=ckpt["best_metric"], last_val=dict(ckpt.get("val_accuracy") or {}),
                                 last_val_step=ckpt["step"] if ckpt.get("val_accuracy") else -1)
@@ -352,7 +371,8 @@ class Trainer:
         bar = _progress(self.total_steps, s.step, ctx.is_main)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        window = _Window(self.device)
+        window = self.window
+        window.start = time.perf_counter()  # a resumed window keeps its losses, not the set-up time
         saved = False
         while s.step < self.total_steps and s.epoch < tc.epochs:
             pending: list[Any] = []
@@ -371,12 +391,14 @@ class Trainer:
                 if at_log:
                     self._log(window, lr, tb, bar)
                 # Under DDP every rank must stop at the same step, so a stop is only agreed at log points.
-                if stop.requested if not ctx.distributed else (at_log and any_rank(stop.requested, ctx)):
+                if stop.check(s.step) if not ctx.distributed else (at_log and any_rank(stop.check(s.step), ctx)):
                     self._guard_finite(window.loss)
                     self.save()
                     bar.close()
+                    why = f"by signal {stop.signum}" if stop.signum else (
+                        "as asked (stop_at_step)" if stop.check(s.step) else "by a signal on another rank")
                     raise TrainingInterrupted(
-                        f"stopped by signal {stop.signum or 'on another rank'} at step {s.step}; checkpoint saved "
+                        f"stopped {why} at step {s.step}; checkpoint saved "
                         f"to {self.run.last}; continue with --resume", stop.signum or 15)
                 if s.step >= self.total_steps or s.batch >= batches_per_epoch:
                     break
@@ -466,10 +488,12 @@ def _dry_run(cfg: RecipeConfig) -> dict[str, Any]:
 
 
 def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = None, out: str | Path | None = None,
-          overrides: Sequence[str] = (), resume: bool = False, dry_run: bool = False) -> dict[str, Any]:
+          overrides: Sequence[str] = (), resume: bool = False, dry_run: bool = False,
+          stop_at_step: int | None = None) -> dict[str, Any]:
     """Train from a recipe; returns the summary dict (also written to RUN/summary.json by rank 0).
 
     dry_run: resolve the config and build the model only; returns {"config", "config_yaml", "parameters"}.
+    stop_at_step: stop as SIGTERM would after this many steps (checkpoint, then TrainingInterrupted).
     """
     start = time.perf_counter()
     cfg = load_config(recipe, tuple(overrides))
@@ -494,7 +518,7 @@ def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = 
                                    "world_size": ctx.world_size, "device": str(ctx.device),
                                    "torch": torch.__version__, "resumed_from_step": trainer.state.step})
         barrier(ctx)
-        with StopOnSignal() as stop:
+        with StopOnSignal(stop_at_step) as stop:
             summary = trainer.fit(stop)
         summary["wall_seconds"] = time.perf_counter() - start
         if ctx.is_main:

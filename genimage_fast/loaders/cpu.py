@@ -76,5 +76,8 @@ class CpuLoader(Loader):
         workers = min(self.num_workers, len(plans))
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                             pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4 if workers else None)
+                            prefetch_factor=4 if workers else None,
+                            # each iterator draws a base seed; from its own generator, not the global
+                            # RNG that dropout uses (the plans are deterministic, the draw unused)
+                            generator=torch.Generator())
         yield from loader

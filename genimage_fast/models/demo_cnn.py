@@ -17,7 +17,8 @@ from genimage_fast.models.factory import ModelSpec, register_model
 
 
 class DemoCNN(nn.Module):
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96), num_classes: int = 2) -> None:
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96), num_classes: int = 2,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.normalize = Normalize()
         layers: list[nn.Module] = []
@@ -27,12 +28,14 @@ class DemoCNN(nn.Module):
                        nn.ReLU(inplace=True)]
             c_in = c_out
         self.features = nn.Sequential(*layers)
+        # Optional dropout before the head (off in the demo recipe): exercises exact resume of RNG use.
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(2 * c_in, num_classes)
         self.head_prefixes = ("fc",)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(self.normalize(x))
-        return self.fc(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1))
+        return self.fc(self.dropout(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)))
 
 
 @register_model(ModelSpec("demo_cnn", 96, "logits", "ce", "small CNN (~100k parameters) for the CPU demo"))
