@@ -23,18 +23,24 @@ The loader has already cropped and flipped, so nothing here flips again. In orde
    box of 2%-33% of the area, aspect ratio log-uniform in [0.3, 1/0.3], up to 10 placement tries,
    mode 'pixel'. timm fills with N(0, 1) on normalised input; on our [0, 1] input that is
    ImageNet mean + std · N(0, 1), clamped to [0, 1]. With jsd_ce the clean split is not erased
-   (timm's `num_splits`).
+   (timm's `num_splits`). One masked `where` over the batch from the per-image boxes.
 
-Randomness: every draw comes from the caller's torch.Generator (a per-batch seed for the
-parameter draws, the generator itself for noise), so a run resumed from a checkpoint that saved the
-generator repeats exactly.
+No host syncs (issue #17): `generator` is a CPU torch.Generator (checkpointed by the trainer). Every
+parameter (ops, coins, magnitudes, boxes, CNNSpot's coins) is drawn on the host, before any device
+work, from a numpy generator seeded by it, and the whole batch's parameters go to the device in one
+pinned, non-blocking copy (`HostParams`). The erasing noise comes from a device generator re-seeded
+per batch from the same draws, so a run resumed from the CPU generator's state repeats exactly.
+Constant tensors (fill colour, mean/std, the sharpness kernel) are cached per device. Nothing
+reads a device value back: `engine.syncs.SyncCounter` sees no scalar read in a step
+(tests/test_sync_free.py).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,23 +52,96 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.models.common import IMAGENET_MEAN, IMAGENET_STD
 from genimage_fast.registry import Registry
 
-# An op maps a uint8 batch [K, 3, H, W] with per-image magnitudes m [K] (0..10) and signs s [K] (+-1,
-# timm's _randomly_negate) to a uint8 batch, so each op runs once per batch on the images that drew it.
-Op = Callable[[torch.Tensor, np.ndarray, np.ndarray], torch.Tensor]
-OPS: Registry[Op] = Registry("augmentation op")
-
 _LEVEL_DENOM = 10.0  # timm: magnitudes are on a 0..10 scale
-_FILL = [round(255 * m) for m in IMAGENET_MEAN]  # timm's img_mean fill for geometric ops
+_FILL = tuple(float(round(255 * m)) for m in IMAGENET_MEAN)  # timm's img_mean fill for geometric ops
+_ARGS = 6  # the widest per-image argument row (an affine map's six coefficients)
 
 
-def _per_image(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """[K] numpy -> float32 [K, 1, 1, 1] on the batch's device."""
-    return torch.as_tensor(np.asarray(values, dtype=np.float32), device=like.device).view(-1, 1, 1, 1)
+# ---------------------------------------------------------------------------------------------- host -> device
 
 
-def _blend(img: torch.Tensor, degenerate: torch.Tensor, factor: np.ndarray) -> torch.Tensor:
+@functools.lru_cache(maxsize=64)
+def device_constant(values: tuple[float, ...], device: torch.device,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A constant 1-D tensor on `device`, made once per (values, device, dtype) without a host sync."""
+    host = torch.tensor(values, dtype=dtype)
+    if device.type == "cuda":
+        return host.pin_memory().to(device, non_blocking=True)
+    return host.to(device)
+
+
+@dataclass
+class HostParams:
+    """Per-batch parameters gathered on the host, then uploaded in ONE pinned non_blocking copy.
+
+    `add(array)` returns a handle; after `upload(device)`, `get(handle)` is that array on the device
+    (float64, so indices, thresholds and float32 arguments all arrive exact)."""
+
+    _parts: list[np.ndarray] = field(default_factory=list)
+    _spans: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+    _size: int = 0
+    _device_buffer: torch.Tensor | None = None
+
+    def add(self, values: np.ndarray) -> int:
+        arr = np.ascontiguousarray(values, dtype=np.float64)
+        self._parts.append(arr.reshape(-1))
+        self._spans.append((self._size, arr.shape))
+        self._size += arr.size
+        return len(self._spans) - 1
+
+    def upload(self, device: torch.device) -> HostParams:
+        host = torch.from_numpy(np.concatenate(self._parts) if self._parts else np.zeros(0))
+        if device.type == "cuda":  # the caching host allocator keeps the pinned block alive until the copy ends
+            self._device_buffer = host.pin_memory().to(device, non_blocking=True)
+        else:
+            self._device_buffer = host.to(device)
+        return self
+
+    def get(self, handle: int) -> torch.Tensor:
+        assert self._device_buffer is not None, "upload() first"
+        start, shape = self._spans[handle]
+        return self._device_buffer[start:start + math.prod(shape)].view(shape)
+
+
+# ---------------------------------------------------------------------------------------------- ops
+
+
+@dataclass(frozen=True)
+class AugOp:
+    """One augmentation op in two halves: `args(m, s, (h, w))` builds the per-image arguments on the
+    host (numpy [K, P]) from magnitudes m [K] (0..10) and signs s [K] (+-1, timm's _randomly_negate);
+    `apply(images uint8 [K, 3, H, W], args float64 [K, P] on their device)` runs on the device.
+    Calling the op does both (one upload): for single use and tests."""
+
+    args: Callable[[np.ndarray, np.ndarray, tuple[int, int]], np.ndarray]
+    apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def __call__(self, img: torch.Tensor, m: np.ndarray, s: np.ndarray) -> torch.Tensor:
+        params = HostParams()
+        handle = params.add(self.args(np.asarray(m, dtype=np.float64), np.asarray(s, dtype=np.float64),
+                                      (img.shape[-2], img.shape[-1])))
+        return self.apply(img, params.upload(img.device).get(handle))
+
+
+OPS: Registry[AugOp] = Registry("augmentation op")
+
+
+def _column(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64).reshape(-1, 1)
+
+
+def _no_args(m: np.ndarray, s: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    return np.zeros((len(m), 0))
+
+
+def _per_image(a: torch.Tensor) -> torch.Tensor:
+    """Column 0 of the args [K, P] -> float32 [K, 1, 1, 1] (the float32 factor PIL's blends use here)."""
+    return a[:, 0].to(torch.float32).view(-1, 1, 1, 1)
+
+
+def _blend(img: torch.Tensor, degenerate: torch.Tensor | float, a: torch.Tensor) -> torch.Tensor:
     """PIL ImageEnhance / torchvision _blend: factor·img + (1 - factor)·degenerate, clamped, truncated."""
-    f = _per_image(factor, img)
+    f = _per_image(a)
     return (img.float() * f + degenerate * (1.0 - f)).clamp_(0, 255).to(torch.uint8)
 
 
@@ -71,62 +150,83 @@ def _gray_floor(img: torch.Tensor) -> torch.Tensor:
     return (0.2989 * r + 0.587 * g + 0.114 * b).floor_().unsqueeze(1)
 
 
-def _sharpness(img: torch.Tensor, factor: np.ndarray) -> torch.Tensor:
+def _sharpness(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """PIL's SMOOTH-kernel sharpness (torchvision's version): borders kept, interior blended."""
     if img.shape[-1] <= 2 or img.shape[-2] <= 2:
         return img
-    kernel = torch.full((3, 3), 1.0 / 13.0, device=img.device)
-    kernel[1, 1] = 5.0 / 13.0
+    kernel = device_constant((1 / 13, 1 / 13, 1 / 13, 1 / 13, 5 / 13, 1 / 13, 1 / 13, 1 / 13, 1 / 13), img.device)
     x = img.float()
-    blurred = F.conv2d(x, kernel.expand(3, 1, 3, 3), groups=3).round_()
+    blurred = F.conv2d(x, kernel.view(1, 1, 3, 3).expand(3, 1, 3, 3), groups=3).round_()
     out = x.clone()
     inner = out[..., 1:-1, 1:-1]
-    inner.add_((blurred - inner) * (1.0 - _per_image(factor, img)))
+    inner.add_((blurred - inner) * (1.0 - _per_image(a)))
     return out.clamp_(0, 255).to(torch.uint8)
 
 
-def _posterize(img: torch.Tensor, bits: np.ndarray) -> torch.Tensor:
+def _autocontrast(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """torchvision's autocontrast_image (PIL's ImageOps.autocontrast, cutoff 0) with `where` instead of
+    boolean-mask writes, which sync on CUDA."""
+    x = img.float()
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    flat = hi == lo
+    inv_scale = torch.where(flat, 1.0, (hi - lo).mul_(1.0 / 255.0))
+    lo = torch.where(flat, 0.0, lo)
+    return x.sub_(lo).div_(inv_scale).clamp_(0, 255).to(torch.uint8)
+
+
+def _posterize_args(bits: np.ndarray) -> np.ndarray:
     keep = np.clip(bits, 0, 8).astype(np.int64)
-    mask = torch.as_tensor((255 << (8 - keep)) & 255, device=img.device, dtype=torch.uint8).view(-1, 1, 1, 1)
-    return img & mask
+    return _column((255 << (8 - keep)) & 255)
 
 
-def _solarize(img: torch.Tensor, thresh: np.ndarray) -> torch.Tensor:
-    t = torch.as_tensor(thresh, device=img.device, dtype=torch.int16).view(-1, 1, 1, 1)
+def _posterize(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return img & a[:, 0].to(torch.uint8).view(-1, 1, 1, 1)
+
+
+def _solarize(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    t = a[:, 0].to(torch.int16).view(-1, 1, 1, 1)
     return torch.where(img.to(torch.int16) >= t, 255 - img, img)
 
 
-def _solarize_add(img: torch.Tensor, add: np.ndarray, thresh: int = 128) -> torch.Tensor:
-    a = torch.as_tensor(add, device=img.device, dtype=torch.int16).view(-1, 1, 1, 1)
-    return torch.where(img < thresh, (img.to(torch.int16) + a).clamp_(max=255).to(torch.uint8), img)
+def _solarize_add(img: torch.Tensor, a: torch.Tensor, thresh: int = 128) -> torch.Tensor:
+    add = a[:, 0].to(torch.int16).view(-1, 1, 1, 1)
+    return torch.where(img < thresh, (img.to(torch.int16) + add).clamp_(max=255).to(torch.uint8), img)
 
 
-def _pil_affine(img: torch.Tensor, coeffs: np.ndarray) -> torch.Tensor:
-    """PIL `Image.transform(AFFINE, (a, b, c, d, e, f))` per image: output point (X, Y) samples the
-    input at (aX + bY + c, dX + eY + f), pixel centres at +0.5, bilinear, fill = timm's img_mean."""
-    k, _, h, w = img.shape
+def _theta(coeffs: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """PIL `Image.transform(AFFINE, (a, b, c, d, e, f))` coefficients [K, 6] (output point (X, Y) samples
+    the input at (aX + bY + c, dX + eY + f), pixel centres at +0.5) -> affine_grid's theta [K, 6]."""
+    h, w = hw
+    k = len(coeffs)
     m = np.zeros((k, 3, 3))
     m[:, :2, :] = coeffs.reshape(k, 2, 3)
     m[:, 2, 2] = 1.0
     to_pixels = np.array([[w / 2, 0, w / 2], [0, h / 2, h / 2], [0, 0, 1.0]])  # normalised -> pixel
     to_norm = np.linalg.inv(to_pixels)
-    theta = torch.as_tensor((to_norm @ m @ to_pixels)[:, :2], dtype=torch.float32, device=img.device)
+    return (to_norm @ m @ to_pixels)[:, :2].reshape(k, 6)
+
+
+def _pil_affine(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The affine map of `_theta`, bilinear, fill = timm's img_mean."""
+    k, _, h, w = img.shape
+    theta = a.to(torch.float32).view(k, 2, 3)
     grid = F.affine_grid(theta, [k, 4, h, w], align_corners=False)
     x = torch.cat([img.float(), torch.ones_like(img[:, :1], dtype=torch.float32)], dim=1)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     inside = out[:, 3:]
-    fill = torch.tensor(_FILL, dtype=torch.float32, device=img.device).view(1, 3, 1, 1)
+    fill = device_constant(_FILL, img.device).view(1, 3, 1, 1)
     return (out[:, :3] + (1.0 - inside) * fill).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _rotate(img: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
+def _rotate_args(degrees: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """PIL Image.rotate (counter-clockwise, about the centre), as timm calls it."""
-    h, w = img.shape[-2:]
+    h, w = hw
     cx, cy = w / 2.0, h / 2.0
     a = -np.radians(degrees)
     cos, sin = np.cos(a), np.sin(a)
     coeffs = np.stack([cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy], axis=1)
-    return _pil_affine(img, coeffs)
+    return _theta(coeffs, hw)
 
 
 def _affine_rows(n: int, b: np.ndarray | float = 0.0, c: np.ndarray | float = 0.0,
@@ -143,42 +243,47 @@ def _enhance_increasing(m: np.ndarray, s: np.ndarray) -> np.ndarray:
     return 1.0 + s * (m / _LEVEL_DENOM * 0.9)
 
 
-def _contrast(img: torch.Tensor, factor: np.ndarray) -> torch.Tensor:
-    return _blend(img, _gray_floor(img).mean(dim=(1, 2, 3), keepdim=True), factor)
+def _contrast(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return _blend(img, _gray_floor(img).mean(dim=(1, 2, 3), keepdim=True), a)
 
 
-def _brightness(img: torch.Tensor, factor: np.ndarray) -> torch.Tensor:
-    return _blend(img, torch.zeros((), device=img.device), factor)
+def _brightness(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return _blend(img, 0.0, a)
 
 
-def _color(img: torch.Tensor, factor: np.ndarray) -> torch.Tensor:
-    return _blend(img, _gray_floor(img), factor)
+def _color(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return _blend(img, _gray_floor(img), a)
+
+
+def _op(name: str, args: Callable[[np.ndarray, np.ndarray, tuple[int, int]], np.ndarray],
+        apply: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    OPS.add(name, AugOp(args, apply))
 
 
 # Level-to-argument mappings: timm auto_augment.py LEVEL_TO_ARG.
-OPS.add("AutoContrast", lambda img, m, s: TF.autocontrast(img))
-OPS.add("Equalize", lambda img, m, s: TF.equalize(img))
-OPS.add("Invert", lambda img, m, s: TF.invert(img))
-OPS.add("Rotate", lambda img, m, s: _rotate(img, s * m / _LEVEL_DENOM * 30.0))
-OPS.add("Posterize", lambda img, m, s: _posterize(img, (m / _LEVEL_DENOM * 4).astype(int)))
-OPS.add("PosterizeIncreasing", lambda img, m, s: _posterize(img, 4 - (m / _LEVEL_DENOM * 4).astype(int)))
-OPS.add("Solarize", lambda img, m, s: _solarize(img, (m / _LEVEL_DENOM * 256).astype(int)))
-OPS.add("SolarizeIncreasing", lambda img, m, s: _solarize(img, 256 - (m / _LEVEL_DENOM * 256).astype(int)))
-OPS.add("SolarizeAdd", lambda img, m, s: _solarize_add(img, (m / _LEVEL_DENOM * 110).astype(int)))
-OPS.add("Color", lambda img, m, s: _color(img, _enhance(m)))
-OPS.add("ColorIncreasing", lambda img, m, s: _color(img, _enhance_increasing(m, s)))
-OPS.add("Contrast", lambda img, m, s: _contrast(img, _enhance(m)))
-OPS.add("ContrastIncreasing", lambda img, m, s: _contrast(img, _enhance_increasing(m, s)))
-OPS.add("Brightness", lambda img, m, s: _brightness(img, _enhance(m)))
-OPS.add("BrightnessIncreasing", lambda img, m, s: _brightness(img, _enhance_increasing(m, s)))
-OPS.add("Sharpness", lambda img, m, s: _sharpness(img, _enhance(m)))
-OPS.add("SharpnessIncreasing", lambda img, m, s: _sharpness(img, _enhance_increasing(m, s)))
-OPS.add("ShearX", lambda img, m, s: _pil_affine(img, _affine_rows(len(m), b=s * m / _LEVEL_DENOM * 0.3)))
-OPS.add("ShearY", lambda img, m, s: _pil_affine(img, _affine_rows(len(m), d=s * m / _LEVEL_DENOM * 0.3)))
-OPS.add("TranslateXRel", lambda img, m, s: _pil_affine(
-    img, _affine_rows(len(m), c=s * m / _LEVEL_DENOM * 0.45 * img.shape[-1])))
-OPS.add("TranslateYRel", lambda img, m, s: _pil_affine(
-    img, _affine_rows(len(m), f=s * m / _LEVEL_DENOM * 0.45 * img.shape[-2])))
+_op("AutoContrast", _no_args, _autocontrast)
+_op("Equalize", _no_args, lambda img, a: TF.equalize(img))
+_op("Invert", _no_args, lambda img, a: TF.invert(img))
+_op("Rotate", lambda m, s, hw: _rotate_args(s * m / _LEVEL_DENOM * 30.0, hw), _pil_affine)
+_op("Posterize", lambda m, s, hw: _posterize_args((m / _LEVEL_DENOM * 4).astype(int)), _posterize)
+_op("PosterizeIncreasing", lambda m, s, hw: _posterize_args(4 - (m / _LEVEL_DENOM * 4).astype(int)), _posterize)
+_op("Solarize", lambda m, s, hw: _column((m / _LEVEL_DENOM * 256).astype(int)), _solarize)
+_op("SolarizeIncreasing", lambda m, s, hw: _column(256 - (m / _LEVEL_DENOM * 256).astype(int)), _solarize)
+_op("SolarizeAdd", lambda m, s, hw: _column((m / _LEVEL_DENOM * 110).astype(int)), _solarize_add)
+_op("Color", lambda m, s, hw: _column(_enhance(m)), _color)
+_op("ColorIncreasing", lambda m, s, hw: _column(_enhance_increasing(m, s)), _color)
+_op("Contrast", lambda m, s, hw: _column(_enhance(m)), _contrast)
+_op("ContrastIncreasing", lambda m, s, hw: _column(_enhance_increasing(m, s)), _contrast)
+_op("Brightness", lambda m, s, hw: _column(_enhance(m)), _brightness)
+_op("BrightnessIncreasing", lambda m, s, hw: _column(_enhance_increasing(m, s)), _brightness)
+_op("Sharpness", lambda m, s, hw: _column(_enhance(m)), _sharpness)
+_op("SharpnessIncreasing", lambda m, s, hw: _column(_enhance_increasing(m, s)), _sharpness)
+_op("ShearX", lambda m, s, hw: _theta(_affine_rows(len(m), b=s * m / _LEVEL_DENOM * 0.3), hw), _pil_affine)
+_op("ShearY", lambda m, s, hw: _theta(_affine_rows(len(m), d=s * m / _LEVEL_DENOM * 0.3), hw), _pil_affine)
+_op("TranslateXRel", lambda m, s, hw: _theta(_affine_rows(len(m), c=s * m / _LEVEL_DENOM * 0.45 * hw[1]), hw),
+    _pil_affine)
+_op("TranslateYRel", lambda m, s, hw: _theta(_affine_rows(len(m), f=s * m / _LEVEL_DENOM * 0.45 * hw[0]), hw),
+    _pil_affine)
 
 # timm auto_augment.py: _RAND_TRANSFORMS, _RAND_INCREASING_TRANSFORMS, _AUGMIX_TRANSFORMS.
 RAND_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "SolarizeAdd", "Color",
@@ -207,19 +312,55 @@ def _signs(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.where(rng.random(n) > 0.5, -1.0, 1.0)
 
 
+@dataclass(frozen=True)
+class GroupedPlan:
+    """One grouped pass, decided on the host: the batch is gathered in `order` (untouched images first,
+    then by op), op `name` runs on the contiguous rows [start, end) of the gathered batch with its
+    argument rows, and `inverse` puts the images back."""
+
+    order: int  # HostParams handles
+    inverse: int
+    args: int
+    ranges: tuple[tuple[str, int, int], ...]
+
+
+def plan_grouped(choice: np.ndarray, names: tuple[str, ...], magnitudes: np.ndarray, signs: np.ndarray,
+                 hw: tuple[int, int], params: HostParams) -> GroupedPlan | None:
+    """Image i gets op names[choice[i]] (choice -1: unchanged); None when no image gets an op."""
+    order = np.argsort(choice, kind="stable")
+    ranked = choice[order]
+    args = np.zeros((len(choice), _ARGS))
+    ranges = []
+    for j, name in enumerate(names):
+        start, end = (int(v) for v in np.searchsorted(ranked, [j, j + 1]))
+        if end > start:
+            idx = order[start:end]
+            a = OPS.get(name).args(magnitudes[idx], signs[idx], hw)
+            args[start:end, :a.shape[1]] = a
+            ranges.append((name, start, end))
+    if not ranges:
+        return None
+    return GroupedPlan(params.add(order), params.add(np.argsort(order)), params.add(args), tuple(ranges))
+
+
+def run_grouped(images: torch.Tensor, plan: GroupedPlan | None, params: HostParams) -> torch.Tensor:
+    """The device half of a grouped pass: one gather, each op once on its rows, one gather back."""
+    if plan is None:
+        return images
+    grouped = images.index_select(0, params.get(plan.order).long())
+    args = params.get(plan.args)
+    for name, start, end in plan.ranges:
+        grouped[start:end] = OPS.get(name).apply(grouped[start:end], args[start:end])
+    return grouped.index_select(0, params.get(plan.inverse).long())
+
+
 def apply_grouped(images: torch.Tensor, choice: np.ndarray, names: tuple[str, ...], magnitudes: np.ndarray,
                   signs: np.ndarray) -> torch.Tensor:
     """Image i gets op names[choice[i]] (choice -1: unchanged); each op runs once on its images."""
-    out = images
-    for j, name in enumerate(names):
-        idx = np.flatnonzero(choice == j)
-        if idx.size == 0:
-            continue
-        if out is images:
-            out = images.clone()
-        sel = torch.as_tensor(idx, device=images.device)
-        out[sel] = OPS.get(name)(images[sel], magnitudes[idx], signs[idx])
-    return out
+    params = HostParams()
+    plan = plan_grouped(np.asarray(choice), names, np.asarray(magnitudes, dtype=np.float64),
+                        np.asarray(signs, dtype=np.float64), (images.shape[-2], images.shape[-1]), params)
+    return run_grouped(images, plan, params.upload(images.device))
 
 
 @dataclass(frozen=True)
@@ -254,14 +395,26 @@ class RandAugment:
     def ops(self) -> tuple[str, ...]:
         return RAND_INCREASING_OPS if self.increasing else RAND_OPS
 
-    def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        n = images.shape[0]
-        for _ in range(self.num_layers):  # ops drawn with replacement, each applied with prob
+    def plan(self, n: int, hw: tuple[int, int], rng: np.random.Generator, params: HostParams) -> list:
+        """The host half: every layer's draws (ops drawn with replacement, each applied with prob)."""
+        layers = []
+        for _ in range(self.num_layers):
             choice = rng.integers(0, len(self.ops), n)
             applied = rng.random(n) <= self.prob
             magnitudes = _magnitudes(self.magnitude, self.mstd, self.mmax, n, rng)
-            images = apply_grouped(images, np.where(applied, choice, -1), self.ops, magnitudes, _signs(n, rng))
+            layers.append(plan_grouped(np.where(applied, choice, -1), self.ops, magnitudes, _signs(n, rng), hw,
+                                       params))
+        return layers
+
+    def run(self, images: torch.Tensor, plan: list, params: HostParams) -> torch.Tensor:
+        for layer in plan:
+            images = run_grouped(images, layer, params)
         return images
+
+    def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        params = HostParams()
+        plan = self.plan(images.shape[0], (images.shape[-2], images.shape[-1]), rng, params)
+        return self.run(images, plan, params.upload(images.device))
 
 
 @dataclass(frozen=True)
@@ -273,22 +426,37 @@ class AugMix:
     depth: int = -1
     alpha: float = 1.0
 
-    def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        n = images.shape[0]
-        weights = _per_image(rng.dirichlet([self.alpha] * self.width, size=n).T.reshape(-1), images)
-        weights = weights.view(self.width, n, 1, 1, 1)
-        m = _per_image(rng.beta(self.alpha, self.alpha, size=n), images)
-        mixed = torch.zeros(images.shape, dtype=torch.float32, device=images.device)
-        for w in range(self.width):
+    def plan(self, n: int, hw: tuple[int, int], rng: np.random.Generator, params: HostParams) -> tuple:
+        weights = params.add(rng.dirichlet([self.alpha] * self.width, size=n).T)  # [width, n]
+        m = params.add(rng.beta(self.alpha, self.alpha, size=n))
+        chains = []
+        for _ in range(self.width):
             depth = np.full(n, self.depth) if self.depth > 0 else rng.integers(1, 4, n)
-            chain = images
+            steps = []
             for step in range(int(depth.max())):
                 choice = np.where(depth > step, rng.integers(0, len(AUGMIX_OPS), n), -1)
                 magnitudes = _magnitudes(self.magnitude, float("inf"), 10.0, n, rng)
-                chain = apply_grouped(chain, choice, AUGMIX_OPS, magnitudes, _signs(n, rng))
+                steps.append(plan_grouped(choice, AUGMIX_OPS, magnitudes, _signs(n, rng), hw, params))
+            chains.append(steps)
+        return weights, m, chains
+
+    def run(self, images: torch.Tensor, plan: tuple, params: HostParams) -> torch.Tensor:
+        weights_h, m_h, chains = plan
+        weights = params.get(weights_h).to(torch.float32).view(self.width, -1, 1, 1, 1)
+        m = params.get(m_h).to(torch.float32).view(-1, 1, 1, 1)
+        mixed = torch.zeros(images.shape, dtype=torch.float32, device=images.device)
+        for w, steps in enumerate(chains):
+            chain = images
+            for step in steps:
+                chain = run_grouped(chain, step, params)
             mixed += weights[w] * chain.float()
         mixed = mixed.clamp_(0, 255).to(torch.uint8).float()  # timm: np.clip then astype(uint8)
         return (images.float() * (1.0 - m) + mixed * m).round_().clamp_(0, 255).to(torch.uint8)
+
+    def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        params = HostParams()
+        plan = self.plan(images.shape[0], (images.shape[-2], images.shape[-1]), rng, params)
+        return self.run(images, plan, params.upload(images.device))
 
 
 def _is_number(text: str) -> bool:
@@ -299,12 +467,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def random_erase_(x: torch.Tensor, prob: float, generator: torch.Generator, rng: np.random.Generator,
-                  start: int = 0) -> torch.Tensor:
-    """timm RandomErasing (mode 'pixel', one box) in place on float [N, 3, H, W] in [0, 1], from `start`."""
-    n, c, h, w = x.shape
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(c, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(c, 1, 1)
+def erasing_boxes(n: int, hw: tuple[int, int], prob: float, rng: np.random.Generator, start: int = 0) -> np.ndarray:
+    """timm RandomErasing's draws (mode 'pixel', one box, 10 tries) per image from `start`:
+    [n, 4] = (top, left, height, width); height 0 = not erased."""
+    h, w = hw
+    boxes = np.zeros((n, 4))
     log_ratio = (math.log(0.3), math.log(1 / 0.3))
     for i in range(start, n):
         if rng.random() > prob:
@@ -314,17 +481,33 @@ def random_erase_(x: torch.Tensor, prob: float, generator: torch.Generator, rng:
             ratio = math.exp(rng.uniform(*log_ratio))
             eh, ew = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
             if ew < w and eh < h:
-                top, left = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
-                noise = torch.randn((c, eh, ew), generator=generator, device=generator.device).to(x)
-                x[i, :, top:top + eh, left:left + ew] = (mean + std * noise).clamp(0.0, 1.0)
+                boxes[i] = (int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)), eh, ew)
                 break
-    return x
+    return boxes
 
 
-def _seeded_rng(generator: torch.Generator) -> np.random.Generator:
-    """A numpy generator for this batch's parameter draws, seeded from the torch generator."""
-    seed = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()
-    return np.random.default_rng(seed)
+def erase(x: torch.Tensor, boxes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Fill each image's box of float [N, 3, H, W] in [0, 1] with ImageNet mean + std · N(0, 1), clamped:
+    one masked `where` over the batch (boxes [N, 4] on x's device; noise from `generator`, x's device)."""
+    n, c, h, w = x.shape
+    top, left, bh, bw = (v.view(n, 1, 1, 1) for v in boxes.to(torch.float32).unbind(1))
+    rows = torch.arange(h, device=x.device, dtype=torch.float32).view(1, 1, h, 1)
+    cols = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, 1, w)
+    inside = (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
+    mean = device_constant(tuple(IMAGENET_MEAN), x.device).to(x.dtype).view(1, c, 1, 1)
+    std = device_constant(tuple(IMAGENET_STD), x.device).to(x.dtype).view(1, c, 1, 1)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return torch.where(inside, (mean + std * noise).clamp_(0.0, 1.0), x)
+
+
+def host_rng(generator: torch.Generator) -> tuple[np.random.Generator, int]:
+    """This batch's numpy generator and device-noise seed, drawn from the CPU torch generator (no sync:
+    a CPU tensor's .numpy() dispatches nothing)."""
+    if generator.device.type != "cpu":
+        raise ValueError("the augmentation draws its parameters on the host: pass a CPU torch.Generator "
+                         f"(got one on {generator.device}); a device generator would sync every step")
+    seeds = torch.randint(0, 2**62, (2,), generator=generator).numpy()
+    return np.random.default_rng(int(seeds[0])), int(seeds[1])
 
 
 class TrainAugment:
@@ -345,6 +528,7 @@ class TrainAugment:
         if len(lo_hi) != 2 or not 1 <= lo_hi[0] <= lo_hi[1] <= 100:
             raise GenImageError(f"aug.jpeg_quality must be [lo, hi] within 1..100, got {lo_hi}")
         self.view = self.augmix or self.randaugment
+        self._noise: dict[torch.device, torch.Generator] = {}  # erasing noise, re-seeded every batch
 
     def _cnnspot(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from genimage_fast import degrade
@@ -353,24 +537,40 @@ class TrainAugment:
         return degrade.cnnspot(images, p_blur=c.blur_prob, p_jpeg=c.jpeg_prob, generator=generator,
                                sigma_max=c.blur_sigma_max, quality=tuple(c.jpeg_quality))
 
+    def _noise_generator(self, device: torch.device, seed: int) -> torch.Generator:
+        gen = self._noise.get(device)
+        if gen is None:
+            gen = self._noise[device] = torch.Generator(device=device)
+        return gen.manual_seed(seed)  # host-side state: no sync
+
     def __call__(self, images: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """generator: a CPU torch.Generator (ValueError otherwise); all draws come from it."""
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"augment expects uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
         c = self.cfg
         if c.blur_prob > 0 or c.jpeg_prob > 0:
             images = self._cnnspot(images, generator)
-        rng = _seeded_rng(generator)
+        rng, noise_seed = host_rng(generator)
+        n, hw = images.shape[0], (images.shape[-2], images.shape[-1])
+        # Host half: every draw of the batch, before any device work, then one upload.
+        params = HostParams()
+        views = [self.view.plan(n, hw, rng, params) for _ in range(self.splits - 1)] if self.splits > 1 else []
+        layers = self.randaugment.plan(n, hw, rng, params) if self.splits == 1 and self.randaugment else None
+        total = n * self.splits
+        boxes = params.add(erasing_boxes(total, hw, c.random_erase, rng, start=n if self.splits > 1 else 0)) \
+            if c.random_erase > 0 else None
+        params.upload(images.device)
+        # Device half.
         if self.splits > 1:
             assert self.view is not None
-            views = [images] + [self.view(images, rng) for _ in range(self.splits - 1)]
-            images, labels = torch.cat(views), labels.repeat(self.splits)
-        elif self.randaugment is not None:
-            images = self.randaugment(images, rng)
+            images = torch.cat([images] + [self.view.run(images, plan, params) for plan in views])
+            labels = labels.repeat(self.splits)
+        elif layers is not None:
+            images = self.randaugment.run(images, layers, params)
         x = images.float().div_(255.0)
-        if c.random_erase > 0:
-            start = x.shape[0] // self.splits if self.splits > 1 else 0
-            random_erase_(x, c.random_erase, generator, rng, start=start)
+        if boxes is not None:
+            x = erase(x, params.get(boxes), self._noise_generator(x.device, noise_seed))
         return x, labels
 
     def __repr__(self) -> str:

@@ -1,15 +1,44 @@
-"""Mixed precision by name: autocast dtype per device, a GradScaler only for fp16."""
+"""Mixed precision by name: autocast dtype per device, a GradScaler only for fp16; where TF32 is allowed.
+
+TF32 (a 10-bit mantissa inside fp32 matmuls on NVIDIA GPUs) is only asked for in fp32 training runs:
+`configure_matmul_precision` sets "high" there and "highest" (true fp32) otherwise, since bf16/fp16
+runs do their bulk matmuls in half precision anyway and their deliberate fp32 islands (F3Net's DCT
+heads, GramNet's Gram matrix, the torch JPEG reference) must stay fp32. `float32_matmul(p)` scopes
+the setting to a block."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def configure_matmul_precision(precision: str, device: torch.device) -> str | None:
+    """Process-wide fp32 matmul precision for a training run on `device`: "high" (TF32) for fp32 runs
+    on CUDA, "highest" for bf16/fp16 runs on CUDA; the CPU is left alone. Returns what was set."""
+    if precision not in DTYPES:
+        raise ValueError(f"unknown precision {precision!r}")
+    if device.type != "cuda":
+        return None
+    value = "high" if precision == "fp32" else "highest"
+    torch.set_float32_matmul_precision(value)
+    return value
+
+
+@contextlib.contextmanager
+def float32_matmul(precision: str = "highest") -> Iterator[None]:
+    """torch.set_float32_matmul_precision(precision) inside the block only (eager code)."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 @dataclass
