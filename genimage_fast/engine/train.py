@@ -35,7 +35,7 @@ from genimage_fast.engine.distributed import (
 )
 from genimage_fast.engine.metrics import MetricsLog, accuracy_by_generator
 from genimage_fast.engine.optim import LRSchedule, build_optimizer
-from genimage_fast.engine.precision import Precision, build_precision
+from genimage_fast.engine.precision import Precision, build_precision, configure_matmul_precision
 from genimage_fast.engine.resume import check_geometry, run_geometry, seed_rank_streams
 from genimage_fast.engine.rundir import RunDir
 from genimage_fast.engine.selection import selection_for_run, selection_label
@@ -75,12 +75,12 @@ def _to_device_input(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _configure_backends(device: torch.device) -> None:
-    """Fast kernels for fixed-shape training on GPUs: cuDNN autotuning, TF32 for fp32 matmuls
-    (cuDNN convolutions already allow TF32 by default). Process-wide settings, GPU runs only."""
+def _configure_backends(device: torch.device, precision: str = "bf16") -> None:
+    """Fast kernels for fixed-shape training on GPUs: cuDNN autotuning; TF32 for fp32 matmuls only in
+    fp32 runs (engine/precision.py: bf16/fp16 runs gain nothing from it and keep fp32 math fp32)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        torch.set_float32_matmul_precision("high")
+        configure_matmul_precision(precision, device)
 
 
 def _tensorboard(path: Path, enabled: bool) -> Any:
@@ -180,7 +180,7 @@ class Trainer:
         self.cfg, self.ctx, self.device = cfg, ctx, ctx.device
         self.run = RunDir(run_dir if run_dir is not None else Path("."))
         tc = cfg.train
-        _configure_backends(self.device)
+        _configure_backends(self.device, tc.precision)
         torch.manual_seed(tc.seed)  # same initial weights on every rank (DDP also broadcasts them)
 
         train_size = _split_size(data, "train")
@@ -240,8 +240,9 @@ class Trainer:
         self.model = forward
         self.loss_fn = build_loss(cfg.loss)
         self.augment = build_train_augment(cfg.aug, cfg.loss)
-        # The augmentation draws from its own generator on the device (checkpointed with the others).
-        self.aug_rng = torch.Generator(device=self.device).manual_seed(tc.seed * 1_000_003 + ctx.rank)
+        # The augmentation draws from its own CPU generator (checkpointed with the others): host-side
+        # draws, so the step never reads a device value back (issue #17; engine/augment.py).
+        self.aug_rng = torch.Generator().manual_seed(tc.seed * 1_000_003 + ctx.rank)
         seed_rank_streams(tc.seed, ctx.rank)  # dropout / drop-path: own stream per rank, after the init
         self.geometry = run_geometry(cfg, ctx.world_size, data)
         self.window = _Window(self.device)  # the open logging window (checkpointed)
