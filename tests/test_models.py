@@ -31,7 +31,7 @@ def n_params(module: nn.Module) -> int:
 
 
 def test_registry_lists_every_detector_and_rejects_unknown_names() -> None:
-    assert set(PAPER_MODELS + ["demo_cnn", "npr"]) == set(list_models())
+    assert set(PAPER_MODELS + ["demo_cnn", "npr", "univfd"]) == set(list_models())
     with pytest.raises(GenImageError, match="resnet50"):
         create_model("resnet5")
     with pytest.raises(GenImageError, match="bad option"):
