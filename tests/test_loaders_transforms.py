@@ -93,8 +93,9 @@ def test_jpeg_dct_scaled_decode_is_close_to_full_decode():
     box = np.array([0.0, 0.0, 1.0, 1.0])
     assert dct_scale(1024, 1024, box, 224) == 2 and dct_scale(1024, 1024, box, 64) == 8
     full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BILINEAR))
-    ours = decode_crop("jpeg", data, box, 224, False)
+    ours = decode_crop("jpeg", data, box, 224, False, fast_jpeg=True)  # the opt-in fast_jpeg_decode
     assert np.abs(ours.astype(int) - full.astype(int)).mean() <= 1.0
+    assert np.array_equal(decode_crop("jpeg", data, box, 224, False), full)  # the default: full size
 
 
 def test_decode_handles_cmyk_and_png_named_jpeg_and_flip():

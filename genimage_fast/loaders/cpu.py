@@ -2,8 +2,9 @@
 
 Each worker gets a BatchPlan (not single indices), reads the samples through the records reader
 (`RecordSplit.read_encoded`, so it works for webdataset shards and .beton files alike) and decodes
-each one straight into its crop (decode.decode_crop: JPEG at a reduced DCT scale, PNG via PIL, raw
-pixels reshaped). One task per batch keeps the inter-process traffic to one tensor per batch.
+each one at full size (decode.decode_sample: libjpeg-turbo for JPEG, OpenCV/PIL for PNG, raw pixels
+as stored) into its crop box, or through the loader's full-image pipeline (degrade + the detector's
+transform). One task per batch keeps the inter-process traffic to one tensor per batch.
 
 Images come out as [N,3,S,S] views of NHWC memory (channels_last strides): a model in channels_last
 consumes them without a copy; `.contiguous()` gives the NCHW layout when something needs it.
@@ -20,18 +21,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.base import LOADERS, Loader, locate_file
-from genimage_fast.loaders.decode import decode_crop
+from genimage_fast.loaders.decode import decode_sample
 from genimage_fast.loaders.plan import BatchPlan
 
 
 class BatchDecoder(Dataset):
     """Item b = the decoded images of plan b; opens the records once per process (fork-safe)."""
 
-    def __init__(self, records, split: str, plans: list[BatchPlan], image_size: int) -> None:
+    def __init__(self, records, split: str, plans: list[BatchPlan], image_size: int, pipeline=None,
+                 fast_jpeg: bool = False) -> None:
         self.records = records
         self.split_name = split
         self.plans = plans
         self.image_size = image_size
+        self.pipeline = pipeline
+        self.fast_jpeg = fast_jpeg
         self._opened: tuple[int, object] | None = None  # (pid, RecordSplit)
 
     def _split(self):
@@ -53,7 +57,8 @@ class BatchDecoder(Dataset):
         for j, index in enumerate(plan.indices):
             try:
                 kind, payload = split.read_encoded(int(index))
-                out[j] = decode_crop(kind, payload, plan.boxes[j], size, bool(plan.flips[j]))
+                out[j] = decode_sample(kind, payload, plan.boxes[j], size, bool(plan.flips[j]), self.pipeline,
+                                       int(index), plan.epoch, self.fast_jpeg)
             except GenImageError:
                 raise
             except Exception as err:  # a damaged record: name the file it sits in
@@ -72,7 +77,7 @@ class CpuLoader(Loader):
         return None
 
     def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
-        dataset = BatchDecoder(self.records, self.split_name, plans, self.image_size)
+        dataset = BatchDecoder(self.records, self.split_name, plans, self.image_size, self.pipeline, self.fast_jpeg)
         workers = min(self.num_workers, len(plans))
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                             pin_memory=self.device.type == "cuda",

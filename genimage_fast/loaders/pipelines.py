@@ -21,11 +21,14 @@ Contract (shared by the loaders' plumbing, the eval transforms and the train tra
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.registry import Registry
 
 
@@ -43,3 +46,81 @@ _SAMPLE_STREAM = 0x7478  # keeps per-sample draws apart from the epoch order and
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The per-sample generator of a train transform: a pure function of (seed, epoch, index)."""
     return np.random.default_rng([int(seed), int(epoch), int(index), _SAMPLE_STREAM])
+
+
+def load_transforms() -> None:
+    """Import the modules that fill the registries (train_transforms.py may not exist yet)."""
+    import importlib
+    import importlib.util
+
+    from genimage_fast.loaders import eval_transforms  # noqa: F401  (fills EVAL_TRANSFORMS)
+
+    if importlib.util.find_spec("genimage_fast.loaders.train_transforms") is not None:
+        importlib.import_module("genimage_fast.loaders.train_transforms")
+
+
+def parse_degrade(spec: str | None) -> tuple[str, Any] | None:
+    """A degradation spec ('none', 'lr:S', 'jpeg:Q', 'blur:SIGMA') -> (name, value); None / 'none' -> None.
+    The grammar is genimage_fast.degrade's (one parser); a bad spec is one GenImageError line."""
+    if spec is None:
+        return None
+    from genimage_fast.degrade.spec import parse_spec
+
+    try:
+        name, value = parse_spec(spec)
+    except ValueError as err:
+        raise GenImageError(str(err)) from None
+    return None if name == "none" else (name, value)
+
+
+def degrade_image(image: np.ndarray, name: str, value: Any) -> np.ndarray:
+    """Degrade a full decoded HWC uint8 RGB image as the paper's Task 2 does (DESIGN §4.2), with the
+    libraries themselves: `lr:S` PIL BILINEAR squash to S x S (antialiased); `jpeg:Q` PIL JPEG save at
+    quality Q with 4:2:0 chroma + decode; `blur:SIGMA` scipy.ndimage.gaussian_filter on each uint8
+    plane (truncating to uint8 after each pass, as gaussian_filter(img, (s, s, 0)) on uint8 does)."""
+    from PIL import Image
+
+    if name == "lr":
+        return np.asarray(Image.fromarray(image).resize((int(value), int(value)), Image.BILINEAR))
+    if name == "jpeg":
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="JPEG", quality=int(value), subsampling="4:2:0")
+        buf.seek(0)
+        with Image.open(buf) as decoded:
+            return np.asarray(decoded.convert("RGB"))
+    if name == "blur":
+        from scipy.ndimage import gaussian_filter
+
+        if float(value) == 0.0:
+            return image
+        planes = np.ascontiguousarray(image.transpose(2, 0, 1))  # contiguous planes: ~2x faster than HWC
+        for plane in planes:
+            gaussian_filter(plane, sigma=float(value), output=plane)
+        return np.ascontiguousarray(planes.transpose(1, 2, 0))
+    raise GenImageError(f"unknown degradation {name!r}")
+
+
+@dataclass(frozen=True)
+class SamplePipeline:
+    """What a loader does to one fully decoded sample: degrade (eval only), then the transform.
+
+    Picklable (DataLoader workers); deterministic: a train transform draws from
+    sample_rng(seed, epoch, index), an eval transform gets rng=None.
+    """
+
+    transform: ImageTransform
+    image_size: int
+    degrade: tuple[str, Any] | None = None
+    train: bool = False
+    seed: int = 0
+
+    def __call__(self, image: np.ndarray, index: int, epoch: int) -> np.ndarray:
+        if self.degrade is not None:
+            image = degrade_image(image, *self.degrade)
+        rng = sample_rng(self.seed, epoch, index) if self.train else None
+        out = self.transform(image, rng)
+        size = self.image_size
+        if out.dtype != np.uint8 or out.shape != (size, size, 3):
+            raise GenImageError(f"transform {type(self.transform).__name__} returned {out.dtype} {out.shape}, "
+                                f"expected uint8 ({size}, {size}, 3)")
+        return out

@@ -13,6 +13,8 @@ source size in the record metadata, vectorised over a whole split, so they depen
   `image_size` crop, + flip.
 - `eval`: resize short side to `resize_size` (default image_size / 0.875), centre crop. Box-resize
   equals resize-then-crop because the resampler reads support pixels outside the box.
+- `full`: the whole image, for the full-image pipelines of pipelines.py (the originals' eval and
+  train transforms, Task 2's source-space degradations), which decode at full size and crop themselves.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ EVAL_CROP_FRACTION = 0.875  # the ImageNet convention: 224 / 256
 class TransformSpec:
     """What every backend does to a sample: which crop family, the output size, the resize size."""
 
-    kind: str  # "rrc" | "resize_crop" | "eval"
+    kind: str  # "rrc" | "resize_crop" | "eval" | "full" (a full-image pipeline: no box, no planned flip)
     image_size: int
     resize_size: int = 0  # short side for resize_crop / eval; 0 = round(image_size / 0.875)
     hflip: float = 0.5  # probability of a horizontal flip in training (AutoGAN's recipe uses 0)
@@ -43,7 +45,7 @@ class TransformSpec:
 
     @property
     def random(self) -> bool:
-        return self.kind != "eval"
+        return self.kind not in ("eval", "full")
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,13 @@ def eval_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
     left = np.maximum(np.round((rw - spec.image_size) / 2.0), 0)
     top = np.maximum(np.round((rh - spec.image_size) / 2.0), 0)
     return _crop_of_resized(spec, w, h, left, top, rw, rh)
+
+
+@CROPS.register("full")
+def full_boxes(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    """The whole image: full-image pipelines (pipelines.py) decode and transform it themselves."""
+    return np.tile(np.array([0.0, 0.0, 1.0, 1.0]), (len(width), 1))
 
 
 def make_crop_plan(spec: TransformSpec, width: np.ndarray, height: np.ndarray,
