@@ -34,8 +34,9 @@ from genimage_fast.engine.distributed import (
     setup_distributed,
 )
 from genimage_fast.engine.metrics import MetricsLog, accuracy_by_generator
-from genimage_fast.engine.optim import LRSchedule, build_optimizer
+from genimage_fast.engine.optim import build_optimizer, build_schedule
 from genimage_fast.engine.precision import Precision, build_precision, configure_matmul_precision
+from genimage_fast.engine.recipe_parts import RecipeParts, resolve_run_batch
 from genimage_fast.engine.resume import check_geometry, run_geometry, seed_rank_streams
 from genimage_fast.engine.rundir import RunDir
 from genimage_fast.engine.selection import selection_for_run, selection_label
@@ -193,6 +194,7 @@ class Trainer:
         if not self.has_val and not cfg.data.selection_fraction:
             log.warning("no 'val' split in %s: training without validation", val_source)
 
+        resolve_run_batch(cfg, ctx.world_size)  # train.global_batch_size -> train.grad_accum
         common = dict(backend=cfg.data.backend, image_size=cfg.data.image_size, device=str(self.device),
                       num_workers=cfg.data.num_workers, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size)
         # data.selection_fraction > 0: best.pt is picked on a held-out part of train, never on val
@@ -227,8 +229,7 @@ class Trainer:
             net = net.to(memory_format=torch.channels_last)
         self.net = net  # the plain module (state dicts, parameter groups)
         self.optimizer = build_optimizer(net, cfg.optim, self.device)
-        self.schedule = LRSchedule(self.optimizer, cfg.schedule, self.steps_per_epoch, tc.epochs,
-                                   base_lr=cfg.optim.lr)
+        self.schedule = build_schedule(self.optimizer, cfg, self.steps_per_epoch, ctx.world_size)  # scaled lrs
         self.precision: Precision = build_precision(tc.precision, self.device)
         forward = torch.compile(net) if tc.compile else net
         self.eval_forward: Callable[[torch.Tensor], torch.Tensor] = forward
@@ -240,6 +241,8 @@ class Trainer:
         self.model = forward
         self.loss_fn = build_loss(cfg.loss)
         self.augment = build_train_augment(cfg.aug, cfg.loss)
+        self.parts = RecipeParts(cfg, net, self.schedule, ctx.rank, ctx.world_size)  # mixup, EMA, plateau
+        self.loss_fn = self.parts.loss(self.loss_fn)
         # The augmentation draws from its own CPU generator (checkpointed with the others): host-side
         # draws, so the step never reads a device value back (issue #17; engine/augment.py).
         self.aug_rng = torch.Generator().manual_seed(tc.seed * 1_000_003 + ctx.rank)
@@ -273,6 +276,7 @@ class Trainer:
             "world_size": self.ctx.world_size,
             "geometry": self.geometry,
             "log_window_by_rank": [r["log_window"] for r in ranks],
+            **self.parts.state_dict(),  # model_ema
         }
 
     def save(self, best: bool = False) -> None:
@@ -297,6 +301,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["scheduler"])
         self.precision.load_state_dict(ckpt["scaler"])
+        self.parts.load_state_dict(ckpt)
         by_rank = ckpt.get("rng_by_rank") or [ckpt["rng"]]  # same world size: checked above
         restore_rng(by_rank[self.ctx.rank], {"augment": self.aug_rng})
         self.window.load_state_dict((ckpt.get("log_window_by_rank") or [None] * (self.ctx.rank + 1))[self.ctx.rank])
@@ -347,6 +352,7 @@ class Trainer:
         for i, batch in enumerate(batches):
             batch = batch.to(self.device, non_blocking=True)
             x, y = self.augment(batch.images, batch.labels, self.aug_rng)
+            x, y = self.parts.mix(x, y, self.state.step, i)
             if self.cfg.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             sync = i == accum - 1 or not self.ctx.distributed
@@ -363,6 +369,7 @@ class Trainer:
         self.precision.step(self.optimizer, before)
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
+        self.parts.after_step(self.net, total / accum)
         return total / accum, images
 
     def fit(self, stop: StopOnSignal) -> dict[str, Any]:
@@ -375,6 +382,7 @@ class Trainer:
         window = self.window
         window.start = time.perf_counter()  # a resumed window keeps its losses, not the set-up time
         saved = False
+        self.total_steps = self.parts.cap_steps(self.total_steps, s.step)  # a plateau already ended the run
         while s.step < self.total_steps and s.epoch < tc.epochs:
             pending: list[Any] = []
             for batch in self._micro_batches():
@@ -413,6 +421,8 @@ class Trainer:
             periodic = epoch_done and tc.val_every > 0 and s.epoch % tc.val_every == 0
             with window.paused():  # validation and checkpoints are not training time
                 improved = self._validate_and_log(tb) if self.has_val and (finished or periodic) else False
+                if epoch_done and not self.parts.end_epoch(self):  # CNNDetection: lr fell below its floor
+                    self.total_steps = s.step
                 self.save(best=improved)
             saved = True
         with window.paused():
@@ -458,6 +468,7 @@ class Trainer:
         s.last_val, s.last_val_step = acc, s.step
         trained_epoch = s.epoch - 1 if s.batch == 0 and s.epoch > 0 else s.epoch  # as in the step lines
         self.metrics.write({"step": s.step, "epoch": trained_epoch, self.val_key: acc})
+        self.parts.validate_ema(self)
         if tb is not None:
             for key, value in acc.items():
                 tb.add_scalar(f"{self.val_key}/{key}", value, s.step)
@@ -517,7 +528,8 @@ def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = 
         if ctx.is_main:
             run.write_config(cfg, {"data": str(data), "val": str(val) if val else None,
                                    "world_size": ctx.world_size, "device": str(ctx.device),
-                                   "torch": torch.__version__, "resumed_from_step": trainer.state.step})
+                                   "torch": torch.__version__, "resumed_from_step": trainer.state.step,
+                                   "effective": trainer.parts.effective})  # scaled lrs, global batch
         barrier(ctx)
         with StopOnSignal(stop_at_step) as stop:
             summary = trainer.fit(stop)

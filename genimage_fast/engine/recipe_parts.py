@@ -1,0 +1,107 @@
+"""The recipe-specific parts of a training run, kept out of the loop in engine/train.py.
+
+- global batch (`train.global_batch_size`): resolved into train.grad_accum before the loaders are
+  built (one device reproduces GenImage's 2 GPUs x 64 for ResNet-50 by accumulating 2 x 64);
+- Mixup / CutMix (engine/mixup.py) after the augmentation, with soft-target cross-entropy;
+- model EMA (engine/ema.py) after every optimizer step, validated beside the model, checkpointed;
+- CNNDetection's plateau schedule: the epoch's score (selection-set accuracy, else minus the mean
+  training loss) goes to the schedule, which divides the lr or ends the run; metrics.jsonl says
+  which score was used (`plateau_monitor`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from genimage_fast.config import RecipeConfig
+from genimage_fast.engine.ema import ModelEMA
+from genimage_fast.engine.mixup import build_mixup, soft_target_cross_entropy
+from genimage_fast.engine.optim import LRSchedule, effective_lrs, resolve_batch
+
+
+def resolve_run_batch(cfg: RecipeConfig, world_size: int) -> None:
+    """Set cfg.train.grad_accum from train.global_batch_size (a one-line error when they disagree)."""
+    cfg.train.grad_accum = resolve_batch(cfg.train, world_size)[1]
+
+
+def num_classes_of(net: nn.Module) -> int:
+    """Classes of a logits model, for one-hot Mixup targets (2 for GenImage's detectors)."""
+    head = getattr(getattr(net, "net", net), "get_classifier", None)
+    out = getattr(head(), "out_features", None) if callable(head) else None
+    return int(out) if out else 2
+
+
+class RecipeParts:
+    """Mixup, EMA and the plateau hooks of one run; each is inert when its recipe keys are off."""
+
+    def __init__(self, cfg: RecipeConfig, net: nn.Module, schedule: LRSchedule, rank: int,
+                 world_size: int) -> None:
+        self.cfg, self.schedule = cfg, schedule
+        self.mixup = build_mixup(cfg.aug, cfg.loss, num_classes_of(net), cfg.train.seed)
+        self.rank = rank
+        self.ema = ModelEMA(net, cfg.aug.ema_decay) if cfg.aug.ema_decay > 0 else None
+        self.effective = {**effective_lrs(cfg, world_size).as_dict(), "grad_accum": cfg.train.grad_accum,
+                          "per_rank_batch": cfg.train.batch_size, "world_size": world_size}
+
+    def loss(self, loss_fn: Any) -> Any:
+        """Mixup trains on soft targets (DeiT main.py / Swin main.py: SoftTargetCrossEntropy)."""
+        return soft_target_cross_entropy if self.mixup is not None else loss_fn
+
+    def mix(self, x: torch.Tensor, y: torch.Tensor, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixup/CutMix of one micro-batch; its draws are seeded by (seed, rank, step, micro-batch), so a
+        resumed run repeats them with no state to checkpoint."""
+        if self.mixup is None:
+            return x, y
+        self.mixup.reseed([self.cfg.train.seed, self.rank, step, micro])
+        return self.mixup(x, y)
+
+    def after_step(self, net: nn.Module, loss: torch.Tensor) -> None:
+        """After each optimizer step: EMA update, and the plateau's running training loss."""
+        if self.ema is not None:
+            self.ema.update(net)
+        self.schedule.record_loss(loss)
+
+    def cap_steps(self, total_steps: int, step: int) -> int:
+        """A plateau that already ended the run (e.g. resumed after the stop) trains no further."""
+        plateau = self.schedule.plateau
+        return step if plateau is not None and plateau.stopped else total_steps
+
+    def end_epoch(self, trainer: Any) -> bool:
+        """The plateau's epoch score; False = stop (CNNDetection: lr fell below plateau_min_lr)."""
+        if self.schedule.plateau is None:
+            return True
+        s = trainer.state
+        on_selection = bool(trainer.selection) and s.last_val_step == s.step and "mean" in s.last_val
+        keep_going = self.schedule.end_epoch(s.last_val["mean"] if on_selection else None)
+        p = self.schedule.plateau
+        trainer.metrics.write({"step": s.step, "epoch": s.epoch - 1, "plateau_monitor":
+                               "selection_accuracy" if on_selection else "train_loss", "plateau_score": p.history[-1],
+                               "lr_factor": p.factor, "plateau_stop": not keep_going})
+        return keep_going
+
+    def validate_ema(self, trainer: Any) -> None:
+        """Validate the EMA weights with the model's own validation pass, logged as `<key>_ema`."""
+        if self.ema is None:
+            return
+        saved = trainer.eval_forward
+        trainer.eval_forward = self.ema.module
+        try:
+            acc = trainer.validate()
+        finally:
+            trainer.eval_forward = saved
+        s = trainer.state
+        trainer.metrics.write({"step": s.step, "epoch": s.epoch - 1 if s.batch == 0 and s.epoch > 0 else s.epoch,
+                               f"{trainer.val_key}_ema": acc})
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        if self.ema is not None:
+            state["model_ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        if self.ema is not None and "model_ema" in ckpt:
+            self.ema.load_state_dict(ckpt["model_ema"])
