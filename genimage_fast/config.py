@@ -37,6 +37,8 @@ class DataConfig:
     generators: list[str] = field(default_factory=list)  # train on these generators only (Task 1); [] = all
     val_generators: list[str] = field(default_factory=list)  # [] = all
     selection_fraction: float = 0.0  # hold out this share of train (per label x generator) to pick best.pt; 0 = val
+    eval_transform: str = "resize_centre"  # the detector's own eval transform (EVAL_TRANSFORMS name)
+    fast_jpeg_decode: bool = False  # opt-in reduced-scale DCT JPEG decode (reals only: a shortcut risk); recorded
 
 
 @dataclass
@@ -184,6 +186,16 @@ def quality_range(v: list[int]) -> str | None:
     return None
 
 
+def eval_transform_name(v: str) -> str | None:
+    from genimage_fast.loaders.pipelines import EVAL_TRANSFORMS, load_transforms
+
+    load_transforms()
+    if v in EVAL_TRANSFORMS:
+        return None
+    names = EVAL_TRANSFORMS.names()
+    return f"must be an eval transform{close_matches(v, names)} ({', '.join(names)})"
+
+
 def generator_names(v: list[str]) -> str | None:
     from genimage_fast.generators import parse_generators
 
@@ -201,6 +213,7 @@ RULES: dict[str, Rule] = {
     "data.generators": generator_names,
     "data.val_generators": generator_names,
     "data.selection_fraction": between(0.0, 1.0, high_open=True),
+    "data.eval_transform": eval_transform_name,
     "optim.lr": at_least(0.0),
     "optim.weight_decay": at_least(0.0),
     "optim.momentum": PROBABILITY,
