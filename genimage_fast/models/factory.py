@@ -58,11 +58,11 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def create_model(name: str, pretrained: str | None = None, **overrides: Any) -> nn.Module:
-    """Build a registered detector; `pretrained` names a local state-dict file (nothing is downloaded).
+    """Build a registered detector; `pretrained` names a local checkpoint file (nothing is downloaded).
 
-    Loading is strict on names and shapes except for the classifier head (the model's `head_prefixes`),
-    whose mismatching or missing entries are left at their fresh initialisation, so an ImageNet
-    checkpoint with a 1000-way head can start a 2-class detector.
+    The file (timm / torchvision / Cadene-Xception state dict, or a detector checkpoint) is mapped onto
+    the detector by `genimage_fast.models.pretrained`, strictly: every tensor is loaded, or belongs to
+    a part kept at its fresh init on purpose (heads), or the load fails with one line naming it.
     """
     entry = MODELS.get(name)
     try:
@@ -70,47 +70,16 @@ def create_model(name: str, pretrained: str | None = None, **overrides: Any) -> 
     except TypeError as exc:
         raise GenImageError(f"model {name!r}: bad option ({exc})") from None
     if pretrained:
-        load_pretrained(model, pretrained)
+        load_pretrained(model, pretrained, name)
     return model
 
 
-def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """Accept a bare state dict, or our checkpoint ({"model": ...}) / common {"state_dict": ...} wrappers."""
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise GenImageError(f"pretrained file {path}: not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+def load_pretrained(model: nn.Module, path: str | Path, name: str | None = None) -> Any:
+    """Load a local checkpoint into `model` strictly (see genimage_fast.models.pretrained); returns its
+    PretrainedInfo (path, sha256, format, what was loaded and what stays fresh)."""
+    from genimage_fast.models.pretrained import load_pretrained as load
 
-
-def load_pretrained(model: nn.Module, path: str | Path) -> None:
-    """Load a local state dict into `model` (see create_model for the strictness rules)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GenImageError(f"pretrained file not found: {path}")
-    try:
-        state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True), path)
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise GenImageError(f"pretrained file {path}: cannot be read ({str(exc).splitlines()[0]})") from None
-    own = model.state_dict()
-    # A bare backbone checkpoint (timm/torchvision keys) goes into the wrapped network `net`.
-    if not any(k in own for k in state) and hasattr(model, "net"):
-        state = {f"net.{k}": v for k, v in state.items()}
-    heads = tuple(getattr(model, "head_prefixes", ()))
-
-    def is_head(key: str) -> bool:
-        return any(key == h or key.startswith(h + ".") for h in heads)
-
-    unexpected = [k for k in state if k not in own and not is_head(k)]
-    missing = [k for k in own if k not in state and not is_head(k)]
-    wrong = [k for k in state if k in own and state[k].shape != own[k].shape and not is_head(k)]
-    if unexpected or missing or wrong:
-        parts = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                 for label, keys in (("unexpected", unexpected), ("missing", missing), ("wrong shape", wrong)) if keys]
-        raise GenImageError(f"pretrained file {path} does not fit this model ({'; '.join(parts)})")
-    usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-    model.load_state_dict(usable, strict=False)
+    return load(model, path, name)
 
 
 def fake_probability(output: torch.Tensor, kind: OutputKind | str) -> torch.Tensor:
