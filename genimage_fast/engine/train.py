@@ -44,6 +44,7 @@ from genimage_fast.engine.signals import StopOnSignal, TrainingInterrupted
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
 from genimage_fast.models.common import count_parameters
+from genimage_fast.models.pretrained import pretrained_record
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +497,8 @@ class Trainer:
 def _dry_run(cfg: RecipeConfig) -> dict[str, Any]:
     model = build_model(cfg)
     return {"config": config_to_dict(cfg), "config_yaml": dump_config(cfg),
-            "parameters": count_parameters(model, trainable_only=False)}
+            "parameters": count_parameters(model, trainable_only=False),
+            "pretrained": pretrained_record(model)}  # init file: path, sha256, format (models/pretrained.py)
 
 
 def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = None, out: str | Path | None = None,
@@ -529,7 +531,8 @@ def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = 
             run.write_config(cfg, {"data": str(data), "val": str(val) if val else None,
                                    "world_size": ctx.world_size, "device": str(ctx.device),
                                    "torch": torch.__version__, "resumed_from_step": trainer.state.step,
-                                   "effective": trainer.parts.effective})  # scaled lrs, global batch
+                                   "effective": trainer.parts.effective,  # scaled lrs, global batch
+                                   "pretrained": pretrained_record(trainer.net)})  # init file + sha256
         barrier(ctx)
         with StopOnSignal(stop_at_step) as stop:
             summary = trainer.fit(stop)
@@ -554,6 +557,9 @@ def train_command(recipe: str, data: str | None, val: str | None, out: str | Non
         return 0
     if int(os.environ.get("RANK", "0")) == 0:
         acc = (result.get("selection_accuracy") or result["val_accuracy"]).get("mean")
+        init = result.get("pretrained")  # model.pretrained: the file, its sha256 and how it was read
+        sys.stdout.write(f"# init: {init['path']} (sha256 {init['sha256']}, {init['format']})\n" if init
+                         else "# init: from scratch\n")
         which = "selection" if result.get("selection_accuracy") else "val"
         acc_text = f", mean {which} accuracy {acc:.4f}" if acc is not None else ""
         sys.stdout.write(f"trained {result['steps']} steps ({result['epochs']} epochs) at "
