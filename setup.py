@@ -14,6 +14,7 @@ BASE = [
     "tqdm>=4.66",
     "matplotlib>=3.7",
     "scipy>=1.10",
+    "zstandard>=0.22",  # the `lossless` store's codec (records/lossless.py)
 ]
 EXTRAS = {
     "ffcv": ["ffcv>=1.0.2", "opencv-python-headless>=4.8"],

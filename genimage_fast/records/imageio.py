@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from genimage_fast.records.lossless import decode_lossless, is_lossless
 from genimage_fast.records.quality import estimate_jpeg_quality
 
 # source_format codes (DESIGN §4.3)
 FORMAT_JPEG, FORMAT_PNG, FORMAT_OTHER = 0, 1, 2
 # payload kinds as stored in records; they are also the webdataset extensions' meaning
-KIND_EXTENSIONS = {"jpeg": "jpg", "png": "png", "raw": "raw"}
+KIND_EXTENSIONS = {"jpeg": "jpg", "png": "png", "raw": "raw", "lossless": "lossless"}
 EXTENSION_KINDS = {ext: kind for kind, ext in KIND_EXTENSIONS.items()}
 
 
@@ -34,18 +35,17 @@ def sniff_format(data: bytes) -> int:
 
 
 def sniff_kind(data: bytes) -> str:
-    """'jpeg' or 'png' for encoded payloads (used where the kind is not stored beside the bytes)."""
+    """'jpeg', 'png' or 'lossless' for encoded payloads (where the kind is not stored beside the bytes)."""
+    if is_lossless(data):
+        return "lossless"
     return "png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "jpeg"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode (CMYK, L, P, LA, RGBA, I;16) as RGB; alpha is dropped, as the detectors' loaders do."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(array / 257.0, 0, 255).astype(np.uint8), mode="L")
-    return image.convert("RGB")
+    """Any PIL mode (CMYK, L, P, LA, RGBA, I;16) as RGB exactly as `Image.convert("RGB")` gives it,
+    which is what the detectors' loaders (torchvision's pil_loader) and our loaders see: alpha is
+    dropped, 16-bit grey is clipped to 255 (not rescaled)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,10 @@ def encode_png(image: Image.Image) -> bytes:
 
 
 def decode_image(kind: str, payload: bytes | np.ndarray) -> np.ndarray:
-    """A stored payload as HWC uint8 RGB: 'jpeg'/'png' bytes are decoded, 'raw' arrays returned as is."""
+    """A stored payload as HWC uint8 RGB: 'jpeg'/'png'/'lossless' bytes are decoded, 'raw' arrays
+    returned as is. A damaged lossless payload raises records.lossless.LosslessError."""
+    if kind == "lossless":
+        return decode_lossless(payload)
     if kind == "raw":
         array = np.asarray(payload, dtype=np.uint8)
         if array.ndim != 3 or array.shape[2] != 3:

@@ -16,6 +16,7 @@ from genimage_fast.records.imageio import (
     encode_png,
     resize_max_side,
 )
+from genimage_fast.records.lossless import encode_lossless
 from genimage_fast.registry import Registry
 
 Payload = tuple[str, bytes | np.ndarray]  # (kind: jpeg|png|raw, bytes or HWC uint8)
@@ -74,6 +75,17 @@ class RawStore(StoreMode):
         return "raw", np.asarray(resize_max_side(src.image, max_side), dtype=np.uint8)
 
 
+@STORE_MODES.register("lossless")
+class LosslessStore(StoreMode):
+    """Every image's decoded pixels (libjpeg-turbo / libpng, as `Image.convert("RGB")` gives them),
+    bit-exact, in the fast codec of records/lossless.py. Reals too, not their JPEG bytes: every
+    backend then sees libjpeg-turbo's pixels (a GPU's nvJPEG does not give them) and decodes them
+    ~2x faster than the JPEG, at ~3x the JPEG's size (benchmarks/RESULTS.md, "Lossless codec")."""
+
+    def encode(self, src, label, max_side, spec, drawn_quality):
+        return "lossless", encode_lossless(np.asarray(resize_max_side(src.image, max_side), dtype=np.uint8))
+
+
 @STORE_MODES.register("jpeg")
 class JpegStore(StoreMode):
     def encode(self, src, label, max_side, spec, drawn_quality):
@@ -105,7 +117,7 @@ class FakesJpegStore(StoreMode):
 
 
 def parse_store(text: str) -> StoreSpec:
-    """'original' | 'raw' | 'jpeg:Q' (1..100) | 'match-real' -> StoreSpec; GenImageError otherwise."""
+    """'original' | 'lossless' | 'raw' | 'jpeg:Q' (1..100) | 'match-real' -> StoreSpec; GenImageError otherwise."""
     name, _, arg = text.strip().partition(":")
     STORE_MODES.get(name)  # unknown names -> GenImageError with close matches
     if name in ("jpeg", "fakes-jpeg"):
