@@ -32,7 +32,9 @@ class DataConfig:
     image_size: int = 224
     backend: str = "auto"  # loader registry name, or auto
     num_workers: int = 2
-    train_transform: str = "rrc"  # rrc (RandomResizedCrop + flip) | resize_crop (CNNSpot: short side, crop, flip)
+    train_transform: str = "rrc"  # rrc (RandomResizedCrop + flip) | resize_crop (short side, crop, flip) | an
+    # original's full-image pipeline (loaders/train_transforms.py): cnnspot | autogan | f3net | gramnet
+    transform_options: dict[str, Any] = field(default_factory=dict)  # that transform's factory options (TRAIN-FIDELITY)
     resize_size: int = 0  # short side for resize_crop / eval (0: image_size / 0.875)
     generators: list[str] = field(default_factory=list)  # train on these generators only (Task 1); [] = all
     val_generators: list[str] = field(default_factory=list)  # [] = all
@@ -135,7 +137,7 @@ class RecipeConfig:
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": ("fp32", "bf16", "fp16"),
     "train.device": ("auto", "cpu", "cuda"),
-    "data.train_transform": ("rrc", "resize_crop"),
+    "data.train_transform": ("rrc", "resize_crop", "cnnspot", "autogan", "f3net", "gramnet"),  # + TRAIN_TRANSFORMS
     "optim.name": ("sgd", "adam", "adamw"),
     "schedule.name": ("cosine", "step", "constant", "plateau"),
     "optim.lr_scale": ("none", "lr", "all"),

@@ -23,6 +23,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from genimage_fast.config import CHOICES
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.pipelines import TRAIN_TRANSFORMS, sample_rng
 from genimage_fast.loaders.train_transforms import build_train_transform
@@ -245,6 +246,8 @@ def test_f3net_is_a_pil_default_resize_and_a_flip() -> None:
 
 def test_registry_names_options_and_errors() -> None:
     assert {"cnnspot", "autogan", "f3net", "gramnet"} <= set(TRAIN_TRANSFORMS.names())
+    # the config accepts exactly the box transforms and the registry's names
+    assert set(CHOICES["data.train_transform"]) == {"rrc", "resize_crop", *TRAIN_TRANSFORMS.names()}
     with pytest.raises(GenImageError, match="cnnspot"):
         TRAIN_TRANSFORMS.get("cnnspto")
     with pytest.raises(GenImageError, match="unknown option 'blur_p'.*blur_prob"):
