@@ -2,8 +2,13 @@
 
 The integer steps follow libjpeg-turbo exactly: fixed-point RGB->YCbCr, 2x2 chroma averaging with
 its alternating 1/2 rounding bias, edge replication to whole MCUs, h2v2 "fancy" (triangle) chroma
-upsampling and fixed-point YCbCr->RGB. Only the DCT differs: a float orthonormal DCT instead of
-libjpeg's fixed-point one, which flips a quantised coefficient now and then (~47 dB vs PIL).
+upsampling and fixed-point YCbCr->RGB, and so does the DCT: libjpeg-turbo's integer "islow"
+forward and inverse DCTs (as integer matrices with libjpeg's DESCALE rounding, see
+jpeg_constants), its quantisation `(|t| + 4q) // 8q` (what jcdctmgr.c's reciprocal multiply
+computes, exactly) and its IDCT range limit. The result is bit-exact against PIL at every quality.
+(The float orthonormal DCT used before flipped coefficients whose quotient sits at or near .5:
+flat blocks at q 48-51 are exact DC ties, which cost up to 1.4 levels mean on photo crops.)
+The matmuls run in float64 on integer values (exact below 2^53, and immune to TF32 settings).
 Vectorised over the batch; quality 0 marks a sample that passes through unchanged.
 """
 
@@ -12,7 +17,6 @@ from __future__ import annotations
 import torch
 
 from genimage_fast.kernels import jpeg_constants as K
-from genimage_fast.kernels.dct import dct_matrix
 
 
 def _replicate_to(t: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -47,15 +51,23 @@ def ycc_to_rgb(y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Ten
     return torch.stack([r, g, b], dim=1).clamp(0, 255)
 
 
-def _block_round_trip(plane: torch.Tensor, table: torch.Tensor, dct: torch.Tensor) -> torch.Tensor:
-    """int32 [N, H8, W8] samples -> DCT, quantise (round half away from zero), dequantise, IDCT."""
+def _descale(v: torch.Tensor, bits: int) -> torch.Tensor:
+    """libjpeg's DESCALE on integer-valued float64: (v + 2^(bits-1)) >> bits (floor)."""
+    return torch.floor((v + float(1 << (bits - 1))) * (1.0 / (1 << bits)))
+
+
+def _block_round_trip(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """int32 [N, H8, W8] samples -> islow DCT, quantise, dequantise, islow IDCT, range limit."""
     n, h, w = plane.shape
-    blocks = (plane.to(torch.float32) - 128.0).view(n, h // 8, 8, w // 8, 8)
-    q = table.to(torch.float32).view(n, 1, 8, 1, 8)
-    coef = torch.einsum("ui,naibj,vj->naubv", dct, blocks, dct) / q
-    coef = torch.sign(coef) * torch.floor(coef.abs() + 0.5)
-    pixels = torch.einsum("ui,naubv,vj->naibj", dct, coef * q, dct) + 128.0
-    return torch.floor(pixels + 0.5).clamp(0, 255).to(torch.int32).view(n, h, w)
+    fdct, idct = K.islow_matrices(plane.device, torch.float64)
+    x = (plane.to(torch.float64) - 128.0).view(n, h // 8, 8, w // 8, 8)
+    rows = _descale(torch.einsum("naibj,kj->naibk", x, fdct), K.FDCT_SHIFTS[0])
+    coef = _descale(torch.einsum("ui,naibk->naubk", fdct, rows), K.FDCT_SHIFTS[1])  # x8 scaled
+    q = table.to(torch.float64).view(n, 1, 8, 1, 8)
+    level = torch.sign(coef) * torch.floor((coef.abs() + 4.0 * q) / (8.0 * q))  # exact: integers < 2^24
+    cols = _descale(torch.einsum("iu,naubv->naibv", idct, level * q), K.IDCT_SHIFTS[0])
+    pixels = _descale(torch.einsum("naibv,jv->naibj", cols, idct), K.IDCT_SHIFTS[1])
+    return K.range_limit(pixels.to(torch.int32)).view(n, h, w)
 
 
 def _fancy_upsample(c: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -82,7 +94,7 @@ def jpeg_round_trip_reference(x: torch.Tensor, quality: torch.Tensor) -> torch.T
 
     # Chroma: 2x2 sums of full-res rows padded to even only, with jcsample h2v2_downsample's
     # alternating 1/2 bias; then libjpeg repeats the last chroma row down to the MCU boundary.
-    bias = torch.tensor([1, 2], dtype=torch.int32, device=dev).repeat(w16 // 4)
+    bias = 1 + torch.arange(w16 // 2, dtype=torch.int32, device=dev) % 2  # 1, 2, 1, 2 ... (no upload)
     chroma = []
     for plane in (cb, cr):
         sums = plane[:, : 2 * hc].reshape(n, hc, 2, w16 // 2, 2).sum(dim=(2, 4), dtype=torch.int32)
@@ -90,10 +102,9 @@ def jpeg_round_trip_reference(x: torch.Tensor, quality: torch.Tensor) -> torch.T
     cb_ds, cr_ds = chroma
 
     tables = K.quant_tables(quality)
-    dct = dct_matrix(8, torch.float32, dev)
-    y_dec = _block_round_trip(luma, tables[:, 0], dct)[:, :h, :w]
-    cb_dec = _block_round_trip(cb_ds, tables[:, 1], dct)[:, :hc, :wc]
-    cr_dec = _block_round_trip(cr_ds, tables[:, 1], dct)[:, :hc, :wc]
+    y_dec = _block_round_trip(luma, tables[:, 0])[:, :h, :w]
+    cb_dec = _block_round_trip(cb_ds, tables[:, 1])[:, :hc, :wc]
+    cr_dec = _block_round_trip(cr_ds, tables[:, 1])[:, :hc, :wc]
     out = ycc_to_rgb(y_dec, _fancy_upsample(cb_dec, h, w), _fancy_upsample(cr_dec, h, w)).to(torch.uint8)
     keep = (quality <= 0).view(n, 1, 1, 1)
     return torch.where(keep, x, out)
