@@ -82,6 +82,7 @@ class UnivFD(nn.Module):
     """[N,3,224,224] floats in [0, 1] -> one logit [N, 1]; `features(x)` gives the frozen 768-d CLIP features."""
 
     head_prefixes = ("fc",)
+    frozen_features = True  # `genimage-fast features` may cache self.features(x): it never trains
 
     def __init__(self, clip_weights: str = "", clip_sha256: str = "", embed_dim: int = VIT_L14["embed_dim"],
                  depth: int = VIT_L14["depth"], num_heads: int = VIT_L14["num_heads"],
