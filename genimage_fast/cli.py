@@ -24,6 +24,7 @@ ENTRY_POINTS: dict[str, str] = {
     "spectra": "genimage_fast.spectral.figure:spectra_command",
     "train": "genimage_fast.engine.train:train_command",
     "eval": "genimage_fast.engine.evaluate:eval_command",
+    "features": "genimage_fast.engine.features:features_command",
     "report": "genimage_fast.reports.report:report_command",
     "protocol": "genimage_fast.reports.protocol:protocol_command",
     "bench loader": "genimage_fast.bench.loader:bench_loader_command",
@@ -143,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="paper tables and figures from eval results")
     p.add_argument("results", nargs="+", help="results.json files (or folders holding one)")
+    p = sub.add_parser("features", help="cache a frozen backbone's features per split (UnivFD), then optionally "
+                       "train its linear probe from the cache")
+    p.add_argument("model_or_run", help="a recipe YAML (e.g. recipes/univfd.yaml) or a run directory / checkpoint")
+    p.add_argument("--data", required=True, help="record set")
+    p.add_argument("--out", default=None, help="cache folder (default: RECORDS/features/<key>)")
+    p.add_argument("--split", default="all", help="train, val or all (default)")
+    p.add_argument("--set", dest="overrides", **SET_ARGS)
+    p.add_argument("--batch-size", type=_positive, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--probe", metavar="RUN_DIR", default=None,
+                   help="then train the model's linear probe from the cache into this run directory")
+
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("protocol", help="run the paper's protocol: convert, train per generator, eval, report")

@@ -204,6 +204,7 @@ class Trainer:
         self.loader = build_loader(data, batch_size=tc.batch_size, train=True, split="train",
                                    generators=parse_generators(cfg.data.generators),
                                    train_transform=cfg.data.train_transform, resize_size=cfg.data.resize_size,
+                                   transform_options=cfg.data.transform_options or None,  # the original's options
                                    hflip=cfg.aug.hflip, subset=self.selection.train if self.selection else None,
                                    **common)
         if self.selection:
