@@ -105,3 +105,52 @@ class RecipeParts:
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         if self.ema is not None and "model_ema" in ckpt:
             self.ema.load_state_dict(ckpt["model_ema"])
+
+
+def describe_recipe(cfg: RecipeConfig, model: nn.Module, world_size: int = 1) -> dict[str, Any]:
+    """The effective training settings (`train --dry-run`): scaled lrs, batch, epochs with cooldown,
+    transforms and regularisers, as the run will use them on `world_size` processes."""
+    import copy as _copy
+
+    from genimage_fast.engine.optim import param_groups
+
+    run = _copy.deepcopy(cfg)
+    resolve_run_batch(run, world_size)
+    eff = effective_lrs(run, world_size)
+    o, sc, a, lo, tc = run.optim, run.schedule, run.aug, run.loss, run.train
+    groups = param_groups(model, o.weight_decay, o.decay_all, o.no_weight_decay)
+    no_decay = sum(p.numel() for g in groups if g["weight_decay"] == 0 for p in g["params"])
+    total = sum(p.numel() for g in groups for p in g["params"])
+    opt = {"name": o.name, "lr": o.lr, "effective_lr": eff.lr, "lr_scale": f"{o.lr_scale} (x{eff.scale:g})",
+           "weight_decay": o.weight_decay, "no_weight_decay": "n/a (weight_decay 0)" if not o.weight_decay else
+           "none (decay on all)" if o.decay_all else f"biases, 1-D tensors, {o.no_weight_decay or 'no keywords'}",
+           "params_without_decay": f"{no_decay:,} of {total:,}"}
+    opt.update({"momentum": o.momentum, "dampening": o.dampening, "nesterov": o.nesterov} if o.name == "sgd"
+               else {"betas": o.betas, "eps": o.eps})
+    sched: dict[str, Any] = {"name": sc.name, "steps": "per epoch" if sc.per_epoch else "per step"}
+    if sc.name == "plateau":
+        sched.update(patience=sc.plateau_patience, delta=[sc.plateau_delta, sc.plateau_delta_after],
+                     factor=sc.plateau_factor, stop_under=sc.plateau_min_lr,
+                     monitor="selection_accuracy" if run.data.selection_fraction > 0 else "train_loss")
+    else:
+        sched.update(warmup_epochs=sc.warmup_epochs, warmup_lr=eff.warmup_lr, min_lr=eff.min_lr,
+                     warmup_prefix=sc.warmup_prefix, lag=sc.lag)
+    regs = {"drop_path_rate": run.model.kwargs.get("drop_path_rate", 0.0), "randaugment": a.randaugment or "off",
+            "random_erase": a.random_erase, "label_smoothing": lo.label_smoothing,
+            "mixup": a.mixup, "cutmix": a.cutmix, "mixup_prob": a.mixup_prob, "mixup_switch_prob": a.mixup_switch_prob,
+            "repeated_aug": a.repeated_aug, "ema_decay": a.ema_decay or "off", "hflip": a.hflip,
+            "blur_prob": a.blur_prob, "jpeg_prob": a.jpeg_prob, "loss": lo.name, "clip_grad": tc.clip_grad}
+    if lo.name == "jsd_ce":
+        regs["jsd"] = f"{lo.jsd_splits} splits, alpha {lo.jsd_alpha}"
+    return {
+        "batch": {"per_rank": tc.batch_size, "world_size": world_size, "grad_accum": tc.grad_accum,
+                  "global": eff.global_batch},
+        "epochs": {"total": tc.epochs, "schedule_cycle": tc.epochs - sc.cooldown_epochs,
+                   "cooldown": sc.cooldown_epochs},
+        "optimizer": opt,
+        "schedule": sched,
+        "transforms": {"train": run.data.train_transform, "eval": getattr(run.data, "eval_transform", None),
+                       "image_size": run.data.image_size, "resize_size": run.data.resize_size},
+        "init": run.model.pretrained or "from scratch",
+        "regularisers": regs,
+    }
