@@ -93,11 +93,13 @@ class FADHead(nn.Module):
         self.filters = BandFilters(fad_bands(size, band_variant), size, check_variant(band_variant))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = self.dct
-        freq = d @ x @ d.T  # [N, 3, S, S]
-        passed = freq.unsqueeze(1) * self.filters().unsqueeze(1)  # [N, 4, 3, S, S]
+        # float64: true fp32-or-better DCTs on every device, whatever TF32 setting the process has
+        # (issue #17: fp32 matmuls on a GPU may run in TF32, a 10-bit mantissa).
+        d = self.dct.double()
+        freq = d @ x.double() @ d.T  # [N, 3, S, S]
+        passed = freq.unsqueeze(1) * self.filters().double().unsqueeze(1)  # [N, 4, 3, S, S]
         out = d.T @ passed @ d
-        return out.flatten(1, 2)
+        return out.flatten(1, 2).to(x.dtype)
 
 
 class LFSHead(nn.Module):
@@ -121,9 +123,10 @@ class LFSHead(nn.Module):
         patches = F.unfold(gray, self.window, padding=self.padding, stride=self.stride)  # [N, S*S, L]
         s = self.window
         patches = patches.transpose(1, 2).reshape(n, -1, s, s)  # [N, L, S, S]
-        logamp = torch.log10((self.dct @ patches @ self.dct.T).abs() + 1e-15)
+        d = self.dct.double()  # float64, as in FADHead: log10 of small coefficients needs true precision
+        logamp = torch.log10((d @ patches.double() @ d.T).abs() + 1e-15)
         # Sum of (log-amplitude x filter) over each window == one matmul against the flat filters.
-        stats = logamp.flatten(2) @ self.filters().flatten(1).T  # [N, L, M]
+        stats = (logamp.flatten(2) @ self.filters().double().flatten(1).T).to(x.dtype)  # [N, L, M]
         oh, ow = self.output_size(h), self.output_size(w)
         return stats.transpose(1, 2).reshape(n, -1, oh, ow)
 

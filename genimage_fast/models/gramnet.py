@@ -31,10 +31,15 @@ def conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 def gram_matrix(x: torch.Tensor) -> torch.Tensor:
-    """[N, C, H, W] -> [N, 1, C, C]: F·Fᵀ / (C·H·W), computed in float32 (sums over H·W terms)."""
+    """[N, C, H, W] -> [N, 1, C, C]: F·Fᵀ / (C·H·W), computed in float32 (sums over H·W terms).
+
+    Autocast is off around the product: under bf16 autocast `bmm` would cast float32 inputs down to
+    bf16 (8-bit mantissa) and return bf16. Inputs in float64 stay float64 (references)."""
     n, c, h, w = x.shape
-    f = x.float().reshape(n, c, h * w)
-    return (torch.bmm(f, f.transpose(1, 2)) / (c * h * w)).unsqueeze(1)
+    f = x.reshape(n, c, h * w)
+    f = f if f.dtype == torch.float64 else f.float()
+    with torch.autocast(x.device.type, enabled=False):
+        return (torch.bmm(f, f.transpose(1, 2)) / (c * h * w)).unsqueeze(1)
 
 
 class GramBranch(nn.Module):
