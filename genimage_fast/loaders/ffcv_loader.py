@@ -29,6 +29,7 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.base import LOADERS, Loader
 from genimage_fast.loaders.decode import decode_crop
 from genimage_fast.loaders.plan import BatchPlan
+from genimage_fast.loaders.prefetch import host_copy
 
 
 def _ffcv_missing() -> str | None:
@@ -214,7 +215,8 @@ class FfcvLoader(Loader):
                 if len(images) != len(plan):
                     raise GenImageError(f"{self.path}: FFCV returned {len(images)} samples for a batch of {len(plan)}")
                 # FFCV recycles its buffers: copy out before handing the batch on.
-                yield torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)
+                # (straight into pinned memory on CUDA: the prefetcher then has nothing left to pin).
+                yield host_copy(images, pin=self.device.type == "cuda").permute(0, 3, 1, 2)
             if self._failure is not None:
                 raise self._failure
         finally:
