@@ -32,6 +32,7 @@ ENTRY_POINTS: dict[str, str] = {
     "bench spectral": "genimage_fast.bench.spectral:bench_spectral_command",
     "bench train": "genimage_fast.bench.train:bench_train_command",
     "bench convert": "genimage_fast.bench.convert:bench_convert_command",
+    "bench eval": "genimage_fast.bench.eval:bench_eval_command",
 }
 
 
@@ -95,21 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     p.add_argument("out")
     p.add_argument("--format", dest="fmt", required=True, choices=["ffcv", "dali"])
-    p.add_argument("--split", default="all", choices=["train", "val", "all"])
+    p.add_argument("--split", default="all", choices=["train", "val", "test", "all"])
     p.add_argument("--generators", default=None, help="comma-separated generator names (default all)")
-    p.add_argument("--store", default="original", help="original | raw | jpeg:Q | match-real")
-    p.add_argument("--max-side", type=_positive, default=None, help="downsize larger images first")
+    p.add_argument("--store", default="original", help="original | lossless | raw | jpeg:Q | match-real")
+    p.add_argument("--max-side", type=_positive, default=None,
+                   help="downsize larger images first (changes the pixels the model sees; never a default)")
     p.add_argument("--workers", type=_positive, default=1)
     p.add_argument("--shard", type=_shard, default=(0, 1), help="convert slice I of N (I/N)")
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable input")
+    p.add_argument("--protocol", choices=("grommelt", "grommelt-balanced"), default=None,
+                   help="Grommelt et al.'s unbiased records: fakes PIL JPEG q96, reals q96 inside the size window, "
+                        "fakes subsampled (seed 42) to the reals' count (-balanced: per class)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
     p = sub.add_parser("inspect", help="print a record set's manifest and samples")
     p.add_argument("records")
     p.add_argument("--json", dest="as_json", action="store_true")
-    p.add_argument("--protocol", choices=("grommelt", "grommelt-balanced"), default=None,
-                   help="Grommelt et al.'s unbiased records: fakes PIL JPEG q96, reals q96 inside the size window, "
-                        "fakes subsampled (seed 42) to the reals' count (-balanced: per class)")
     p.add_argument("--limit", type=int, default=20, help="records to list (0 = all)")
 
     p = sub.add_parser("verify", help="check every record file against the manifest's sha256")
@@ -135,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory or checkpoint file")
     p.add_argument("--data", required=True)
     p.add_argument("--degrade", default="none", help="comma-separated specs, e.g. none,jpeg:65,blur:3,lr:112")
+    p.add_argument("--degrade-at", default="source", help="source (the full decoded test image, the paper's "
+                   "protocol; default) or crop (the model-size crop)")
     p.add_argument("--out", default=None, help="output folder (default: RUN/eval)")
     p.add_argument("--split", default="val")
     p.add_argument("--save-predictions", action="store_true")
@@ -142,8 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto")
     p.add_argument("--device", default="auto")
 
-    p = sub.add_parser("report", help="paper tables and figures from eval results")
-    p.add_argument("results", nargs="+", help="results.json files (or folders holding one)")
     p = sub.add_parser("features", help="cache a frozen backbone's features per split (UnivFD), then optionally "
                        "train its linear probe from the cache")
     p.add_argument("model_or_run", help="a recipe YAML (e.g. recipes/univfd.yaml) or a run directory / checkpoint")
@@ -156,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", metavar="RUN_DIR", default=None,
                    help="then train the model's linear probe from the cache into this run directory")
 
+    p = sub.add_parser("report", help="paper tables and figures from eval results")
+    p.add_argument("results", nargs="+", help="results.json files (or folders holding one)")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("protocol", help="run the paper's protocol: convert, train per generator, eval, report")
@@ -175,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = bench.add_subparsers(dest="bench", metavar="WHAT", parser_class=_Parser)
 
     p = bsub.add_parser("loader", help="loader backends vs torchvision ImageFolder + PIL")
-    p.add_argument("records")
+    p.add_argument("records", nargs="+", help="one or more record sets (e.g. original and lossless of one tree)")
     p.add_argument("--tree", default=None, help="the original tree for the baseline (default: the manifest's source)")
     p.add_argument("--backend", dest="backends", default="all", help="comma-separated backends, or all")
     p.add_argument("--batch-size", type=_positive, default=64)
@@ -207,10 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", **SET_ARGS)
     _add_common_bench(p)
 
+    p = bsub.add_parser("eval", help="eval images/s with --degrade-at source vs crop")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--data", required=True)
+    p.add_argument("--degrade", default="none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5")
+    p.add_argument("--split", default="val")
+    p.add_argument("--batch-size", type=_positive, default=64)
+    p.add_argument("--backend", default="auto")
+    _add_common_bench(p)
+
     p = bsub.add_parser("convert", help="convert images/s vs a plain single-process PIL loop")
     p.add_argument("src")
     p.add_argument("--format", dest="fmt", default="dali", choices=["ffcv", "dali"])
-    p.add_argument("--store", default="original")
+    p.add_argument("--store", default="original", help="a store, or several comma-separated (original,lossless)")
     p.add_argument("--max-side", type=_positive, default=None)
     p.add_argument("--workers", type=_positive, default=2)
     p.add_argument("--limit", type=int, default=0, help="images to convert (0 = all)")

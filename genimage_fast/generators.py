@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from genimage_fast.errors import GenImageError
@@ -36,9 +36,24 @@ BY_NAME = {g.name: g for g in GENERATORS}
 BY_FOLDER = {g.folder: g for g in GENERATORS}
 
 
-def generator_name(gid: int) -> str:
-    """The short name for an id; 'unknown' for -1."""
-    return GENERATORS[gid].name if 0 <= gid < len(GENERATORS) else "unknown"
+EXTRA_GENERATOR_BASE = 100  # ids of generators from other benchmarks start here (named by a record set's table)
+
+
+def generator_name(gid: int, extra: Mapping[int, str] | None = None) -> str:
+    """The short name for an id; an other benchmark's generator from `extra` (a record set's
+    `generator_names`); 'unknown' for -1 or an id nobody named."""
+    if 0 <= gid < len(GENERATORS):
+        return GENERATORS[gid].name
+    return extra.get(gid, "unknown") if extra else "unknown"
+
+
+_ALIASES = {alias.lower(): g.id for g in GENERATORS for alias in (g.name, g.folder, g.title, g.token, *g.parents)}
+
+
+def genimage_generator(folder_name: str) -> int | None:
+    """The GenImage generator a folder of another benchmark is named after (AIGCDetectBenchmark's
+    `ADM`, `Glide`, `stable_diffusion_v_1_4`, ...), matched case-insensitively; None when none is."""
+    return _ALIASES.get(folder_name.lower())
 
 
 def parse_generators(generators: str | Sequence[int | str] | None) -> list[int] | None:

@@ -86,9 +86,10 @@ def _real_distributions(out: Path, items_by_split: dict[str, list[Item]], worker
 def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list[int] | None,
                 spec: StoreSpec, settings: dict[str, Any], shard_size: int, workers: int,
                 protocol: str | None = None,
-                ) -> tuple[list[Chunk], list[dict[str, str]], dict[str, dict[int, int]], dict | None]:
-    """Scan, filter, and cut into chunks; also scan's skips, match-real's distributions and the
-    protocol's selection record (None without --protocol)."""
+                ) -> tuple[list[Chunk], list[dict[str, str]], dict[str, dict[int, int]], dict[str, Any]]:
+    """Scan, filter, and cut into chunks; also scan's skips, match-real's distributions and manifest
+    extras: the protocol's selection record (None without --protocol) and other benchmarks'
+    generator names (`generator_names`, {} for a GenImage tree)."""
     from genimage_fast.sources import scan_tree
 
     scan = scan_tree(src)
@@ -101,6 +102,8 @@ def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list
         bucket = items_by_split[sample.split]
         bucket.append(Item(len(bucket), str(sample.path), sample.relpath, sample.label, sample.generator,
                            sample.class_id))
+    if not items_by_split.get("test"):  # only other benchmarks' trees have a test split
+        items_by_split.pop("test", None)
     protocol_record = None
     if protocol is not None:  # Grommelt et al.: reals filtered by quality and size, fakes subsampled
         items_by_split, protocol_record = grommelt.select(items_by_split, class_balanced=protocol.endswith("balanced"),
@@ -113,10 +116,13 @@ def plan_chunks(src: Path, out: Path, splits: Sequence[str], generator_ids: list
                     if item.label == 1 else item for item in items]
             for split, items in items_by_split.items()
         }
-    chunks = [chunk for split in splits for chunk in make_chunks(split, items_by_split[split], shard_size, settings)]
+    chunks = [chunk for split in splits if split in items_by_split
+              for chunk in make_chunks(split, items_by_split[split], shard_size, settings)]
     # Files the scan did not take (hidden, system, non-image names) are not inputs, so not rejects.
     skipped = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
-    return chunks, skipped, distributions, protocol_record
+    names = {str(k): v for k, v in sorted(scan.generator_names.items())}
+    extra = {"protocol": protocol_record, **({"generator_names": names} if names else {})}
+    return chunks, skipped, distributions, extra
 
 
 class _Progress:
@@ -251,13 +257,13 @@ def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "a
     if shard_count == 1:
         _remove_stale_temporaries(out_path)
 
-    chunks, skipped, distributions, protocol_record = plan_chunks(src_path, out_path, splits, generator_ids, spec,
+    chunks, skipped, distributions, plan_extra = plan_chunks(src_path, out_path, splits, generator_ids, spec,
                                                                   settings, shard_size, workers, protocol)
     run_key = hashlib.sha256(json.dumps([c.fingerprint for c in chunks] + [skipped]).encode()).hexdigest()
     if (finished := _finished(out_path, run_key)) is not None:
         return finished
     extra = {"source": str(src_path), "generators": generator_ids, "shard_size": shard_size,
-             "scan_skipped": len(skipped), "run_key": run_key, "protocol": protocol_record}
+             "scan_skipped": len(skipped), "run_key": run_key, **plan_extra}
     if distributions:
         extra["quality_distribution"] = {s: {str(q): n for q, n in d.items()} for s, d in distributions.items()}
 

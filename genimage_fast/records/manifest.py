@@ -20,12 +20,13 @@ def shard_manifest_name(index: int, count: int) -> str:
     return f"manifest.shard-{index}-of-{count}.json"
 
 
-def merge_counts(markers: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """{generator_name: {real, fake}} summed over chunk markers (which key by generator id)."""
+def merge_counts(markers: list[dict[str, Any]], names: dict[int, str] | None = None) -> dict[str, dict[str, int]]:
+    """{generator_name: {real, fake}} summed over chunk markers (which key by generator id); `names`
+    names other benchmarks' generators."""
     counts: dict[str, dict[str, int]] = {}
     for marker in markers:
         for gid, row in marker["counts"].items():
-            total = counts.setdefault(generator_name(int(gid)), {"real": 0, "fake": 0})
+            total = counts.setdefault(generator_name(int(gid), names), {"real": 0, "fake": 0})
             total["real"] += row["real"]
             total["fake"] += row["fake"]
     return dict(sorted(counts.items()))
@@ -35,7 +36,9 @@ def build_manifest(settings: dict[str, Any], splits: dict[str, dict[str, Any]],
                    markers: list[dict[str, Any]], rejects: int, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": settings["format"], "store": settings["store"], "max_side": settings["max_side"],
-        "splits": splits, "counts": merge_counts(markers), "rejects": rejects,
+        "splits": splits, "counts": merge_counts(markers, {int(k): v for k, v in
+                                                          (extra.get("generator_names") or {}).items()}),
+        "rejects": rejects,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "version": MANIFEST_VERSION,
         **extra,
     }

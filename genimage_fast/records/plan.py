@@ -16,7 +16,7 @@ from genimage_fast.records.formats import chunk_stem
 from genimage_fast.records.quality import estimate_jpeg_quality
 from genimage_fast.records.store import StoreSpec
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")  # test: other benchmarks' test sets (a GenImage tree has none)
 SHARD_BYTES = 1 << 30  # aim: shards of about 1 GB at most
 LARGEST_SIDE = 1024  # GenImage's largest images (Midjourney fakes)
 
@@ -50,7 +50,7 @@ def select_splits(split: str) -> tuple[str, ...]:
     if split == "all":
         return SPLITS
     if split not in SPLITS:
-        raise GenImageError(f"unknown split {split!r}; choose from: train, val, all")
+        raise GenImageError(f"unknown split {split!r}; choose from: train, val, test, all")
     return (split,)
 
 

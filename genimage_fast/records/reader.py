@@ -32,6 +32,11 @@ class RecordSet:
     def splits(self) -> list[str]:
         return list(self.manifest["splits"])
 
+    @property
+    def generator_names(self) -> dict[int, str]:
+        """Other benchmarks' generators in these records (id >= 100 -> folder name); {} for GenImage."""
+        return {int(k): str(v) for k, v in (self.manifest.get("generator_names") or {}).items()}
+
     def split(self, name: str) -> RecordSplit:
         if name not in self.manifest["splits"]:
             raise GenImageError(f"record set {str(self.root)!r} has no split {name!r}"

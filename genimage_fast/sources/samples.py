@@ -34,6 +34,7 @@ class ScanResult:
     root: Path
     samples: list[SourceSample] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    generator_names: dict[int, str] = field(default_factory=dict)  # other benchmarks' generators (ids >= 100)
 
     def counts(self) -> dict[str, dict[str, dict[str, int]]]:
         """{generator_name: {split: {"real": n, "fake": n}}}, generators in id order (unknown last)."""
@@ -43,7 +44,7 @@ class ScanResult:
             tally[key] = tally.get(key, 0) + 1
         out: dict[str, dict[str, dict[str, int]]] = {}
         for gid, split, label in sorted(tally, key=lambda k: (k[0] < 0, k[0], k[1] != "train", k[1], k[2])):
-            per_split = out.setdefault(generator_name(gid), {})
+            per_split = out.setdefault(generator_name(gid, self.generator_names), {})
             per_label = per_split.setdefault(split, dict.fromkeys(LABEL_NAMES, 0))
             per_label[LABEL_NAMES[label]] = tally[(gid, split, label)]
         return out

@@ -102,6 +102,12 @@ def scan_tree(root: str | os.PathLike, generator: int | None = None) -> ScanResu
         subsets, skipped = find_subsets(root_path)
     except OSError as exc:
         raise GenImageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if not subsets and generator is None:  # ForenSynths, UniversalFakeDetect, Synthbuster, ... trees
+        from genimage_fast.sources.benchmarks import scan_other_benchmark
+
+        other = scan_other_benchmark(root_path)
+        if other is not None:
+            return other
     if not subsets:
         raise GenImageError(
             f"{root} has no GenImage layout: expected {{train,val}}/{{ai,nature}} folders in it, in subset "
