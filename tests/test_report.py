@@ -22,9 +22,19 @@ PAPER = Path(__file__).resolve().parents[2] / "shared" / "papers" / "genimage-pa
 TITLES = [g.title for g in GENERATORS]
 
 
-def _results(accuracy: dict[str, dict[str, float]], train: list[str], recipe: str = "resnet50") -> dict:
-    return {"checkpoint": "c.pt", "data": "records", "accuracy": accuracy, "real_accuracy": accuracy,
-            "fake_accuracy": accuracy, "recipe": recipe, "model": recipe, "train_generators": train}
+# what the paper's own pipeline did for ResNet-50: no report footnote applies
+FAITHFUL = {"degrade_at": "source", "eval_transform": "timm_resnet50", "decoder": "full", "backend": "dali",
+            "selection": "train-holdout", "checkpoint": "best.pt", "store": "original", "max_side": None,
+            "records_protocol": None}
+
+
+def _results(accuracy: dict[str, dict[str, float]], train: list[str], recipe: str = "resnet50",
+             protocol: dict | None = FAITHFUL) -> dict:
+    out = {"checkpoint": "c.pt", "data": "records", "accuracy": accuracy, "real_accuracy": accuracy,
+           "fake_accuracy": accuracy, "recipe": recipe, "model": recipe, "train_generators": train}
+    if protocol is not None:
+        out["protocol"] = protocol
+    return out
 
 
 def _row(values: dict[str, float]) -> dict[str, float]:
@@ -160,3 +170,44 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "results not found" in err
+
+
+def _note_numbers(md: str, text: str) -> str:
+    """The number of the footnote whose legend line contains `text`."""
+    (number,) = set(re.findall(r"^\[(\d+)\] [^\n]*" + re.escape(text), md, flags=re.M))  # one number per note
+    return number
+
+
+def test_report_footnotes_cells_the_paper_could_not_have_produced(tmp_path: Path) -> None:
+    clean = _row({g: 0.8 for g in GENERATOR_NAMES})
+    degraded = {spec: _row({g: 0.6 for g in GENERATOR_NAMES}) for spec in TASK2_SPECS}
+    unfaithful = {**FAITHFUL, "degrade_at": "crop", "eval_transform": "resize_centre", "decoder": "dct-scaled",
+                  "store": "jpeg:90", "max_side": 256, "selection": "val"}
+    paths = [_write(tmp_path, "r50", _results({"none": clean, **degraded}, ["sdv14"], protocol=unfaithful)),
+             _write(tmp_path, "old", _results({"none": clean, **degraded}, ["sdv14"], recipe="deit_s", protocol=None)),
+             _write(tmp_path, "good", _results({"none": clean, **degraded}, ["sdv14"], recipe="swin_t",
+                                               protocol={**FAITHFUL, "eval_transform": "timm_vit"}))]
+    data = report(paths, tmp_path / "report")
+    md = data["markdown"]
+    crop = _note_numbers(md, "--degrade-at crop")
+    transform = _note_numbers(md, "eval transform `resize_centre`, not the original pipeline's `timm_resnet50`")
+    decoder = _note_numbers(md, "`dct-scaled` decoder")
+    store = _note_numbers(md, "stored as `jpeg:90`")
+    side = _note_numbers(md, "max side 256")
+    val = _note_numbers(md, "chosen on val")
+    old = _note_numbers(md, "no protocol recorded")
+    clean_marks = ",".join(sorted([transform, decoder, store, side, val], key=int))
+    # Table 3 (clean): every filled ResNet-50 cell carries the clean-image notes, not the crop note
+    start = md.index("### Table 3")
+    table3 = md[start:md.index("Published (", start)]
+    assert f"| ResNet-50 | 80.0 [{clean_marks}] |" in table3 and f"[{crop}]" not in table3
+    assert f"| DeiT-S | 80.0 [{old}] |" in table3
+    assert "| Swin-T | 80.0 | 80.0 |" in table3  # faithful: no mark
+    # Table 5 (degraded): the crop note joins, on every cell including Avg
+    table5 = md[md.index("### Table 5"):]
+    all_marks = ",".join(sorted([crop, transform, decoder, store, side, val], key=int))
+    assert table5.split("\n")[4].count(f"60.0 [{all_marks}]") == 7  # 6 specs + Avg
+    assert f"| Swin-T | 60.0 | 60.0 |" in table5
+    assert data["notes"][crop].startswith("degraded on the model-size crop")
+    assert data["inputs"][0]["protocol"] == unfaithful
+    assert "protocol: degradations on the model-size crop" in md and "protocol: not recorded" in md

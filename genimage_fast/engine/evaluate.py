@@ -1,18 +1,26 @@
 """Evaluation: a trained run scored per test generator, clean and degraded (the paper's Tasks 1 and 2).
 
-Pipeline, all on the device: the loader's eval transform (resize the short side to
-image_size / 0.875, center crop) gives uint8 crops at the model's size; each batch is decoded once
-and scored under every degradation spec. Degradations act on the loaded crop, then the image is
-brought back to the model's size:
-- `lr:S`: the crop is resized to S×S (antialiased bilinear) and back to image_size (bilinear); the
-  paper downsized the test image and let the detector's transform enlarge it, equivalent up to the crop.
-  When S >= image_size the crop passes unchanged (the paper's transform would shrink it to the model's
-  size anyway), so e.g. at a 64-pixel model `lr:112` and `lr:64` equal `none`.
-- `jpeg:Q`, `blur:SIGMA`: applied to the crop. Note that JPEG's 8×8 blocks are therefore aligned to
-  the crop, whereas in the paper compression preceded the detector's resize.
+Where the degradation acts (`degrade_at`, recorded in results.json's `protocol`):
+- "source" (the default, the paper's protocol: §3.3 degrades "only the testing set images", and
+  AIGCDetectBenchmark degrades the full decoded image before the detector's transform): one loader
+  pass per spec, `build_loader(train=False, degrade=spec, eval_transform=<the run's
+  data.eval_transform>)`: each test image is decoded at full size, degraded (`lr:S` squashes the whole
+  image to S×S, `jpeg:Q` a libjpeg 4:2:0 round trip, `blur:SIGMA` scipy's uint8 gaussian_filter, σ in
+  source pixels), then put through the detector's own eval transform. The batches are exactly what
+  the model sees; every spec decodes the split again.
+- "crop" (explicit opt-in, the engine's behaviour before issue #12): one loader pass with the run's
+  eval transform; each batch of model-size crops is decoded once and degraded under every spec on the
+  device. `lr:S` resizes the crop to S×S and back (identity when S >= image_size); JPEG's 8×8 grid
+  is aligned to the crop and σ is in crop pixels, so these cells are not the paper's.
 
-Outputs (DESIGN §4.5): `results.json` (fractions 0–1), `results.md` (percent, the paper's layout)
-and, on request, `predictions.csv` (`path,generator,label,spec,score,pred`, score = P(fake)).
+The checkpoint: a run directory is scored with `checkpoints/last.pt`, or with `best.pt` when the run
+picked it on a selection set carved from train (`data.selection_fraction` > 0); `protocol.selection`
+says which ("train-holdout", "val" = chosen on the split reported here: optimistic, "last" = no
+selection). GenImage has no test split.
+
+Outputs (DESIGN §4.5): `results.json` (fractions 0–1, with `protocol`), `results.md` (percent, the
+paper's layout, naming the protocol) and, on request, `predictions.csv`
+(`path,generator,label,spec,score,pred`, score = P(fake)).
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.generators import GENERATOR_NAMES, GENERATORS, generator_name
 
 CHECKPOINT_NAMES = ("last.pt", "best.pt")  # a run directory is scored with its final model first
+DEGRADE_AT = ("source", "crop")  # where a spec acts: the full decoded test image (paper) | the model's crop
+DEFAULT_EVAL_TRANSFORM = "resize_centre"  # what build_loader(eval_transform=None) applies
 MISSING = "–"  # an empty table cell
 PREDICTION_COLUMNS = ("path", "generator", "label", "spec", "score", "pred")
 
@@ -54,6 +64,7 @@ class LoadedRun:
     config: RecipeConfig
     checkpoint: Path
     output_kind: str  # the model spec's output: logits | logit | log_probs
+    selection: str = "last"  # how the checkpoint was chosen: train-holdout | val | last | unknown
 
 
 def resolve_checkpoint(run: str | Path) -> Path:
@@ -71,11 +82,7 @@ def resolve_checkpoint(run: str | Path) -> Path:
     raise GenImageError(f"run or checkpoint not found: {path}")
 
 
-def load_run(run: str | Path, device: torch.device) -> LoadedRun:
-    """Rebuild the run's model from its checkpoint's config and weights (weights_only=True)."""
-    from genimage_fast.models import create_model, get_model_spec
-
-    checkpoint = resolve_checkpoint(run)
+def _read_checkpoint(checkpoint: Path) -> tuple[dict[str, Any], RecipeConfig]:
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt / foreign file
@@ -84,7 +91,30 @@ def load_run(run: str | Path, device: torch.device) -> LoadedRun:
         raise GenImageError(f"checkpoint {checkpoint} has no 'model' weights")
     if not isinstance(state.get("config"), dict):
         raise GenImageError(f"checkpoint {checkpoint} has no 'config': cannot rebuild its model")
-    config = config_from_dict(state["config"])
+    return state, config_from_dict(state["config"])
+
+
+def checkpoint_selection(checkpoint: Path, config: RecipeConfig) -> str:
+    """How a checkpoint was chosen: best.pt on the train holdout or on val; last.pt: not at all."""
+    if checkpoint.name == "best.pt":
+        return "train-holdout" if config.data.selection_fraction > 0 else "val"
+    return "last" if checkpoint.name == "last.pt" else "unknown"
+
+
+def load_run(run: str | Path, device: torch.device) -> LoadedRun:
+    """Rebuild the run's model from its checkpoint's config and weights (weights_only=True).
+
+    A run directory whose training held out a selection set is scored with its best.pt (picked on
+    that set, never on val); otherwise with last.pt, as selecting on val would flatter val's numbers.
+    """
+    from genimage_fast.models import create_model, get_model_spec
+
+    checkpoint = resolve_checkpoint(run)
+    state, config = _read_checkpoint(checkpoint)
+    best = checkpoint.with_name("best.pt")
+    if Path(run).is_dir() and checkpoint.name == "last.pt" and config.data.selection_fraction > 0 and best.is_file():
+        checkpoint = best
+        state, config = _read_checkpoint(best)
     model = create_model(config.model.name, **config.model.kwargs)
     try:
         model.load_state_dict(state["model"])
@@ -94,7 +124,8 @@ def load_run(run: str | Path, device: torch.device) -> LoadedRun:
     model.to(device).eval()
     if device.type == "cuda" and config.train.channels_last:
         model.to(memory_format=torch.channels_last)
-    return LoadedRun(model, config, checkpoint, get_model_spec(config.model.name).output)
+    return LoadedRun(model, config, checkpoint, get_model_spec(config.model.name).output,
+                     checkpoint_selection(checkpoint, config))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,17 +188,24 @@ class Predictions:
 @torch.inference_mode()
 def predict(model: torch.nn.Module, output_kind: str, loader: Iterable[Any], specs: Sequence[str],
             image_size: int, device: torch.device, precision: str = "fp32", degrade_backend: str = "auto",
-            channels_last: bool = False) -> Predictions:
-    """Score every batch of `loader` under each spec; each batch is loaded and decoded once."""
+            channels_last: bool = False, degrade_crops: bool = True) -> Predictions:
+    """Score every batch of `loader` under each spec; each batch is loaded and decoded once.
+
+    degrade_crops: degrade each batch under every spec here (--degrade-at crop); False: the loader
+    already applied the one spec in `specs` to the source images, so the batches go in as they are.
+    """
     from genimage_fast.models import fake_probability
 
+    if not degrade_crops and len(specs) != 1:
+        raise ValueError("a source-degraded loader carries exactly one spec")
     autocast = build_precision(precision, device).autocast  # the same forward context as training's validation
     indices, labels, generators = [], [], []
     scores: dict[str, list[torch.Tensor]] = {spec: [] for spec in specs}
     for batch in loader:
         images = batch.images.to(device, non_blocking=True)
         for spec in specs:
-            x = degrade_batch(images, spec, image_size, degrade_backend).float().div_(255.0)
+            x = degrade_batch(images, spec, image_size, degrade_backend) if degrade_crops else images
+            x = x.float().div_(255.0)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast():
@@ -182,6 +220,93 @@ def predict(model: torch.nn.Module, output_kind: str, loader: Iterable[Any], spe
 
     return Predictions(cat(indices, torch.int64), cat(labels, torch.int64), cat(generators, torch.int64),
                        {spec: cat(parts, torch.float32) for spec, parts in scores.items()})
+
+
+def merge_passes(passes: Sequence[Predictions]) -> Predictions:
+    """One Predictions from per-spec passes over the same split (source mode): same rows, more specs."""
+    first = passes[0]
+    merged = Predictions(first.indices, first.labels, first.generators, dict(first.scores))
+    for other in passes[1:]:
+        if not np.array_equal(other.indices, first.indices):  # the eval order is sequential by contract
+            raise RuntimeError("eval passes visited the split in different orders")
+        merged.scores.update(other.scores)
+    return merged
+
+
+def check_degrade_at(value: str) -> str:
+    if value not in DEGRADE_AT:
+        raise GenImageError(f"unknown --degrade-at {value!r}: use 'source' (degrade the full test image, the "
+                            f"paper's protocol) or 'crop' (degrade the model-size crop)")
+    return value
+
+
+def eval_loader(loaded: LoadedRun, records: Any, split: str, batch_size: int, backend: str, device: torch.device,
+                degrade: str | None = None) -> Any:
+    """The run's eval loader: its eval transform and decode settings, optionally degrading at source.
+
+    The run's opt-in reduced-scale JPEG decode (data.fast_jpeg_decode) exists only on the box path
+    (resize_centre, no source degradation); elsewhere every image is decoded at full size, and the
+    loader's `decoder` says which one ran.
+    """
+    from genimage_fast.loaders import build_loader
+
+    cfg = loaded.config
+    transform = cfg.data.eval_transform or DEFAULT_EVAL_TRANSFORM
+    fast = cfg.data.fast_jpeg_decode and degrade is None and transform == DEFAULT_EVAL_TRANSFORM
+    return build_loader(records, backend=backend if backend != "auto" else cfg.data.backend, batch_size=batch_size,
+                        train=False, image_size=cfg.data.image_size, device=device.type,
+                        num_workers=cfg.data.num_workers, seed=cfg.train.seed, split=split,
+                        resize_size=cfg.data.resize_size, drop_last=False,
+                        eval_transform=transform, degrade=degrade, fast_jpeg_decode=fast)
+
+
+def eval_protocol(loaded: LoadedRun, loaders: dict[str, Any], records: Any, degrade_at: str) -> dict[str, Any]:
+    """results.json's `protocol` (DESIGN §4.5), plus what the records' manifest changed in the data.
+
+    loaders: spec -> the loader that produced its scores (one shared loader at crop)."""
+    cfg, manifest = loaded.config, records.manifest
+    decoders = {spec: loader.decoder for spec, loader in loaders.items()}
+    backends = {loader.name for loader in loaders.values()}
+    return {
+        "degrade_at": degrade_at,
+        "eval_transform": cfg.data.eval_transform or DEFAULT_EVAL_TRANSFORM,
+        # one decoder for every spec, else "mixed" with the per-spec names beside it
+        "decoder": next(iter(set(decoders.values()))) if len(set(decoders.values())) == 1 else "mixed",
+        **({"decoder_by_spec": decoders} if len(set(decoders.values())) > 1 else {}),
+        "backend": backends.pop() if len(backends) == 1 else "mixed",
+        "selection": loaded.selection,
+        "checkpoint": loaded.checkpoint.name,
+        "store": manifest.get("store", "original"),
+        "max_side": manifest.get("max_side"),
+        "records_protocol": manifest.get("protocol"),
+    }
+
+
+def score_records(loaded: LoadedRun, records: Any, specs: Sequence[str], split: str = "val",
+                  degrade_at: str = "source", batch_size: int = 64, backend: str = "auto",
+                  device: torch.device | None = None) -> tuple[Predictions, dict[str, Any]]:
+    """Score `loaded` on RECORDS' split under each spec: one pass per spec at source, one pass at crop.
+
+    Returns the predictions (rows in split order) and the protocol that produced them.
+    """
+    check_degrade_at(degrade_at)
+    dev = device if device is not None else torch.device("cpu")
+    cfg = loaded.config
+    channels_last = dev.type == "cuda" and cfg.train.channels_last
+    run = dict(image_size=cfg.data.image_size, device=dev, precision=cfg.train.precision, channels_last=channels_last)
+    if degrade_at == "crop":
+        loader = eval_loader(loaded, records, split, batch_size, backend, dev)
+        predictions = predict(loaded.model, loaded.output_kind, loader, specs, **run)
+        loaders = dict.fromkeys(specs, loader)
+    else:
+        passes, loaders = [], {}
+        for spec in specs:
+            loaders[spec] = eval_loader(loaded, records, split, batch_size, backend, dev,
+                                        None if spec == "none" else spec)
+            passes.append(predict(loaded.model, loaded.output_kind, loaders[spec], [spec], degrade_crops=False,
+                                  **run))
+        predictions = merge_passes(passes)
+    return predictions, eval_protocol(loaded, loaders, records, degrade_at)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -310,6 +435,28 @@ def _spec_rows(table: dict[str, dict[str, float | None]], columns: Sequence[str]
             for spec, by_gen in table.items()]
 
 
+SELECTION_TEXT = {"train-holdout": "best.pt, chosen on a selection set held out of train",
+                  "val": "best.pt, chosen on val (the split reported: optimistic)",
+                  "last": "last.pt (no checkpoint selection)", "unknown": "a checkpoint file given directly"}
+
+
+def describe_protocol(protocol: dict[str, Any] | None) -> str:
+    """One line naming what produced a results table (results.md, report)."""
+    if not protocol:
+        return "not recorded (results from before protocols were recorded: degraded on the crop)"
+    where = {"source": "degradations on the full decoded test image (--degrade-at source, as the paper)",
+             "crop": "degradations on the model-size crop (--degrade-at crop, not the paper's protocol)"}
+    store = protocol.get("store") or "original"
+    if protocol.get("max_side"):
+        store += f", max side {protocol['max_side']}"
+    if protocol.get("records_protocol"):
+        store += f", {protocol['records_protocol']} protocol"
+    selection = protocol.get("selection", "unknown")
+    return (f"{where.get(protocol.get('degrade_at', ''), protocol.get('degrade_at'))}; eval transform "
+            f"`{protocol.get('eval_transform')}`; decoder `{protocol.get('decoder')}`, backend "
+            f"`{protocol.get('backend')}`; records store `{store}`; model: {SELECTION_TEXT.get(selection, selection)}")
+
+
 def results_markdown(results: dict[str, Any]) -> str:
     """results.json -> results.md: percent tables in the paper's layout (Tables 3 and 5)."""
     method = method_title(results.get("recipe") or results.get("model") or "model")
@@ -321,6 +468,7 @@ def results_markdown(results: dict[str, Any]) -> str:
         f"- data: `{results['data']}` (split `{results.get('split', 'val')}`)\n"
         f"- model: `{results.get('model', '?')}`, trained on: {trained}, precision: {results.get('precision', '?')}\n"
         f"- images per spec: {sum(c['real'] + c['fake'] for c in results.get('counts', {}).values())}\n",
+        f"- protocol: {describe_protocol(results.get('protocol'))}\n",
     ]
     sections = (("Accuracy (%) per testing subset (Table 3 layout)", "accuracy"),
                 ("Real-image accuracy (%)", "real_accuracy"),
@@ -371,15 +519,16 @@ def default_out(run: str | Path) -> Path:
 
 def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = ("none",), out: str | Path | None = None,
              split: str = "val", save_predictions: bool = False, batch_size: int = 64, backend: str = "auto",
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", degrade_at: str = "source") -> dict[str, Any]:
     """Score a run (directory or checkpoint) on RECORDS' split under each degradation spec.
 
-    Returns the results dict (DESIGN §4.5) and, when `out` is given, writes results.json / results.md
-    (and predictions.csv with save_predictions) there.
+    degrade_at: "source" (default: each spec on the full decoded test image, then the run's eval
+    transform) or "crop" (each spec on the model-size crop). Returns the results dict (DESIGN §4.5)
+    and, when `out` is given, writes results.json / results.md (and predictions.csv) there.
     """
-    from genimage_fast.loaders import build_loader
     from genimage_fast.records import open_records
 
+    check_degrade_at(degrade_at)
     resolve_checkpoint(run)  # a missing run is reported before anything else
     specs = parse_specs(degrade)
     dev = resolve_device(device)
@@ -388,14 +537,9 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
     if split not in records.splits:
         raise GenImageError(f"records {data} have no {split!r} split (have: {', '.join(records.splits) or 'none'})")
     cfg = loaded.config
-    loader = build_loader(records, backend=backend if backend != "auto" else cfg.data.backend, batch_size=batch_size,
-                          train=False, image_size=cfg.data.image_size, device=dev.type,
-                          num_workers=cfg.data.num_workers, seed=cfg.train.seed, split=split,
-                          resize_size=cfg.data.resize_size, drop_last=False)
     start = time.perf_counter()
-    predictions = predict(loaded.model, loaded.output_kind, loader, specs, cfg.data.image_size, dev,
-                          precision=cfg.train.precision,
-                          channels_last=dev.type == "cuda" and cfg.train.channels_last)
+    predictions, protocol = score_records(loaded, records, specs, split=split, degrade_at=degrade_at,
+                                          batch_size=batch_size, backend=backend, device=dev)
     seconds = time.perf_counter() - start
     if len(predictions.labels) == 0:
         raise GenImageError(f"the {split!r} split of {data} is empty")
@@ -403,6 +547,7 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
         "checkpoint": str(loaded.checkpoint),
         "data": str(data),
         **summarize(predictions),
+        "protocol": protocol,
         "split": split,
         "recipe": cfg.recipe,
         "model": cfg.model.name,
@@ -425,14 +570,14 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
 
 def eval_command(run: str, data: str, degrade: str = "none", out: str | None = None, split: str = "val",
                  save_predictions: bool = False, batch_size: int = 64, backend: str = "auto",
-                 device: str = "auto") -> int:
+                 device: str = "auto", degrade_at: str = "source") -> int:
     """`genimage-fast eval`: writes results.json / results.md (default RUN/eval) and prints the tables."""
     out_dir = Path(out) if out else default_out(run)
     results = evaluate(run, data, degrade=degrade, out=out_dir, split=split, save_predictions=save_predictions,
-                       batch_size=batch_size, backend=backend, device=device)
+                       batch_size=batch_size, backend=backend, device=device, degrade_at=degrade_at)
     sys.stdout.write(results_markdown(results))
     sys.stdout.write(f"\nwrote {out_dir / 'results.json'} and results.md"
                      f"{' and predictions.csv' if save_predictions else ''} "
-                     f"({results['images']} images x {len(results['degrade'])} specs, "
-                     f"{results['images_per_second']:.0f} img/s)\n")
+                     f"({results['images']} images x {len(results['degrade'])} specs, degraded at "
+                     f"{degrade_at}, {results['images_per_second']:.0f} img/s)\n")
     return 0

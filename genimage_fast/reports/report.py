@@ -3,6 +3,10 @@
 Writes into OUT: `report.md` (percent tables in the paper's layout, each followed by the published
 numbers and the difference), `report.json` (the same tables as fractions 0–1, plus the inputs) and
 `figure3_<method>.png` (the cross-generator heatmap) for every method with single-generator runs.
+Each run is listed with the protocol that produced it (results.json's `protocol`), and a cell the
+paper's pipeline could not have produced the same way carries a footnote mark `[n]`, explained under
+its table (reports/fidelity.py: crop-space degradation, reduced-scale decode, a non-original eval
+transform, records that changed the pixels, selection on val, no protocol recorded).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from genimage_fast.atomic import atomic_write_text
 from genimage_fast.engine.evaluate import (
     MISSING,
+    describe_protocol,
     format_percent,
     markdown_table,
     method_title,
@@ -23,6 +28,7 @@ from genimage_fast.engine.evaluate import (
 )
 from genimage_fast.generators import BY_NAME, GENERATOR_NAMES
 from genimage_fast.reports import tables
+from genimage_fast.reports.fidelity import Footnotes, Note, cell_notes, run_notes
 from genimage_fast.reports.heatmap import save_heatmap
 from genimage_fast.reports.paper_numbers import PAPER_TABLES, TABLE2, TABLE3, TABLE4, TABLE5, PaperTable
 from genimage_fast.reports.runs import ALL, RunResult, load_run_results
@@ -54,10 +60,18 @@ def _header(first: str, columns: Sequence[str], avg: str) -> list[str]:
     return [first, *titles, avg]
 
 
-def _render(table: Table, columns: Sequence[str], row_kind: str, avg: str = "Avg Acc.(%)") -> str:
+def _cell(value: float | None, mark: str) -> str:
+    text = format_percent(value)
+    return text if text == MISSING else text + mark
+
+
+def _render(table: Table, columns: Sequence[str], row_kind: str, avg: str = "Avg Acc.(%)",
+            marks: dict[str, str] | None = None) -> str:
+    """A table in percent; `marks` (row -> ' [1,2]') footnotes every filled cell of that row."""
     first = FIRST_COLUMN[row_kind]
     title = _row_title(row_kind)
-    rows = [[title(name), *(format_percent(row.get(c)) for c in columns), format_percent(row.get(AVG))]
+    marks = marks or {}
+    rows = [[title(name), *(_cell(row.get(c), marks.get(name, "")) for c in [*columns, AVG])]
             for name, row in table.items()]
     return markdown_table(_header(first, columns, avg), rows)
 
@@ -91,9 +105,10 @@ def _difference(ours: Table, paper: PaperTable, columns: Sequence[str]) -> list[
     return out
 
 
-def _with_paper(ours: Table, paper: PaperTable, columns: Sequence[str], avg: str = "Avg Acc.(%)") -> str:
-    """Ours, then the published rows (percent as printed) and ours minus the paper, in points."""
-    text = _render(ours, columns, paper.row_kind, avg)
+def _with_paper(ours: Table, paper: PaperTable, columns: Sequence[str], avg: str = "Avg Acc.(%)",
+                marks: dict[str, str] | None = None, legend: str = "") -> str:
+    """Ours (footnoted), then the published rows (percent as printed) and ours minus the paper, in points."""
+    text = _render(ours, columns, paper.row_kind, avg, marks) + legend
     published = _as_fractions(_paper_rows(paper, list(ours)))
     text += (f"\nPublished ({paper.reference}: {paper.caption}):\n\n"
              + _render(published, paper.columns, paper.row_kind, avg))
@@ -104,23 +119,55 @@ def _with_paper(ours: Table, paper: PaperTable, columns: Sequence[str], avg: str
     return text
 
 
+def _label(method: str, train_key: str) -> str:
+    return f"{method_title(method)} (trained on {train_title(train_key)})"
+
+
 def _labelled(by_training_set: dict[str, Table]) -> Table:
     """{train_key: {method: row}} -> {"Method (trained on X)": row}, for one combined table."""
-    return {f"{method_title(method)} (trained on {train_title(key)})": row
-            for key, table in by_training_set.items() for method, row in table.items()}
+    return {_label(method, key): row for key, table in by_training_set.items() for method, row in table.items()}
+
+
+class _Marks:
+    """The footnote marks of each run's cells (reports/fidelity.py), numbered across the report."""
+
+    def __init__(self, runs: Sequence[RunResult]) -> None:
+        self.notes = {(r.method, r.train_key): run_notes(r.method, r.results.get("protocol")) for r in runs}
+        self.footnotes = Footnotes()
+
+    def run(self, method: str, train_key: str, degraded: bool) -> str:
+        return self.footnotes.mark(cell_notes(self.notes.get((method, train_key), []), degraded))
+
+    def method(self, method: str, train_keys: Sequence[str]) -> str:
+        """Table 4: a row averages several runs; it carries every clean-cell note of any of them."""
+        merged: dict[str, Note] = {}
+        for key in train_keys:
+            merged.update({n.key: n for n in cell_notes(self.notes.get((method, key), []), False)})
+        return self.footnotes.mark(list(merged.values()))
+
+    def labelled(self, by_training_set: dict[str, Table], degraded: bool) -> dict[str, str]:
+        return {_label(m, key): self.run(m, key, degraded) for key, table in by_training_set.items() for m in table}
+
+    def legend(self) -> str:
+        return self.footnotes.legend()
 
 
 def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], str]:
     """All tables (fractions) and the markdown; draws the heatmaps into `out`."""
     gens = list(GENERATOR_NAMES)
+    marks = _Marks(runs)
     data: dict[str, Any] = {
-        "inputs": [{"source": str(r.source), "method": r.method, "trained_on": r.train_key} for r in runs],
+        "inputs": [{"source": str(r.source), "method": r.method, "trained_on": r.train_key,
+                    "protocol": r.results.get("protocol")} for r in runs],
         "table2": {}, "table3": {}, "table4": {}, "table5": {}, "figures": [],
         "paper": {key: {"reference": t.reference, "caption": t.caption, "rows": _as_fractions(t.rows)}
                   for key, t in PAPER_TABLES.items()},
     }
     md = ["# GenImage report\n\n", f"{len(runs)} evaluated run(s):\n\n"]
-    md += [f"- {method_title(r.method)} trained on {train_title(r.train_key)}: `{r.source}`\n" for r in runs]
+    md += [f"- {method_title(r.method)} trained on {train_title(r.train_key)}: `{r.source}`\n"
+           f"  - protocol: {describe_protocol(r.results.get('protocol'))}\n" for r in runs]
+    md.append("\nA cell marked [n] could not have come out of the paper's pipeline the same way: see the note "
+              "under its table.\n")
 
     md.append("\n## Task 1: cross-generator image classification\n")
     for method in tables.methods(runs):
@@ -129,9 +176,10 @@ def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], 
             continue
         data["table2"][method] = matrix
         md.append(f"\n### Table 2: cross-validation with {method_title(method)} (rows: training subset)\n\n")
+        row_marks = {key: marks.run(method, key, degraded=False) for key in matrix}
         # the paper's Table 2 is ResNet-50 only
-        md.append(_with_paper(matrix, TABLE2, gens) if method == "resnet50"
-                  else _render(matrix, gens, "train_generator"))
+        md.append(_with_paper(matrix, TABLE2, gens, marks=row_marks, legend=marks.legend()) if method == "resnet50"
+                  else _render(matrix, gens, "train_generator", marks=row_marks) + marks.legend())
         figure = save_heatmap(matrix, out / f"figure3_{method}.png",
                               f"Figure 3: generator correlations, {method_title(method)}")
         data["figures"].append(figure.name)
@@ -144,17 +192,22 @@ def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], 
         data["table3"][key] = tables.methods_on_training_set(runs, key)
     if PAPER_TRAIN_KEY in data["table3"]:
         md.append("\n### Table 3: methods trained on SD V1.4\n\n")
-        md.append(_with_paper(data["table3"][PAPER_TRAIN_KEY], TABLE3, gens))
+        table3 = data["table3"][PAPER_TRAIN_KEY]
+        row_marks = {m: marks.run(m, PAPER_TRAIN_KEY, degraded=False) for m in table3}
+        md.append(_with_paper(table3, TABLE3, gens, marks=row_marks, legend=marks.legend()))
     # single-generator runs already appear in Table 2; other training sets (e.g. all) get one table
-    others = _labelled({k: t for k, t in data["table3"].items() if k not in GENERATOR_NAMES})
+    rest = {k: t for k, t in data["table3"].items() if k not in GENERATOR_NAMES}
+    others = _labelled(rest)
     if others:
-        md.append("\n### Table 3 layout: other training sets\n\n" + _render(others, gens, "label"))
+        md.append("\n### Table 3 layout: other training sets\n\n"
+                  + _render(others, gens, "label", marks=marks.labelled(rest, degraded=False)) + marks.legend())
 
     table4, used = tables.method_averages(runs)
     if table4:
         data["table4"] = {"rows": table4, "training_subsets": used}
         md.append("\n### Table 4: mean over the models trained on each generator\n\n")
-        md.append(_with_paper(table4, TABLE4, gens))
+        row_marks = {m: marks.method(m, [g for g in GENERATOR_NAMES if (m, g) in marks.notes]) for m in table4}
+        md.append(_with_paper(table4, TABLE4, gens, marks=row_marks, legend=marks.legend()))
         counts = ", ".join(f"{method_title(m)} {n}/8" for m, n in used.items())
         md.append(f"\nTraining subsets averaged: {counts}\n")
 
@@ -167,11 +220,17 @@ def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], 
         data["table5"][key] = tables.degraded_table(runs, key, specs)
     if PAPER_TRAIN_KEY in data["table5"]:
         md.append("\n### Table 5: methods trained on SD V1.4, tested on degraded SD V1.4 images\n\n")
-        md.append(_with_paper(data["table5"][PAPER_TRAIN_KEY], TABLE5, specs, "Avg Acc(%)"))
-    others = _labelled({k: t for k, t in data["table5"].items() if k != PAPER_TRAIN_KEY})
+        table5 = data["table5"][PAPER_TRAIN_KEY]
+        row_marks = {m: marks.run(m, PAPER_TRAIN_KEY, degraded=True) for m in table5}
+        md.append(_with_paper(table5, TABLE5, specs, "Avg Acc(%)", marks=row_marks, legend=marks.legend()))
+    rest = {k: t for k, t in data["table5"].items() if k != PAPER_TRAIN_KEY}
+    others = _labelled(rest)
     if others:
         md.append("\n### Table 5 layout: other training sets, each tested on its own training subset(s) "
-                  "(all subsets: their mean)\n\n" + _render(others, specs, "label", "Avg Acc(%)"))
+                  "(all subsets: their mean)\n\n"
+                  + _render(others, specs, "label", "Avg Acc(%)", marks=marks.labelled(rest, degraded=True))
+                  + marks.legend())
+    data["notes"] = marks.footnotes.as_dict()
     return data, "".join(md)
 
 

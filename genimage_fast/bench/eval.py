@@ -1,0 +1,62 @@
+"""`genimage-fast bench eval`: eval images/s with --degrade-at source vs --degrade-at crop, same run.
+
+Both rows score the same run on the same split under the same specs through the engine's own
+`score_records`. Crop (the baseline, the engine's path before issue #12) decodes each test image
+once and degrades its model-size crop under every spec on the device; source decodes the split once
+per spec, degrades the full image (the paper's protocol) and applies the eval transform to it.
+images = test images x specs; a warm-up pass over one spec comes first (untimed).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from genimage_fast.bench.common import Measurement, report
+from genimage_fast.devices import resolve_device
+from genimage_fast.engine.evaluate import DEGRADE_AT, load_run, parse_specs, score_records
+from genimage_fast.errors import GenImageError
+
+DEFAULT_SPECS = "none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5"  # Task 2
+
+
+def bench_eval(run: str, data: str, degrade: str = DEFAULT_SPECS, split: str = "val", batch_size: int = 64,
+               backend: str = "auto", device: str = "auto") -> tuple[list[Measurement], dict[str, Any]]:
+    from genimage_fast.records import open_records
+
+    specs = parse_specs(degrade)
+    dev = resolve_device(device)
+    loaded = load_run(run, dev)
+    records = open_records(data)
+    if split not in records.splits:
+        raise GenImageError(f"records {data} have no {split!r} split (have: {', '.join(records.splits) or 'none'})")
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    common = dict(split=split, batch_size=batch_size, backend=backend, device=dev)
+    score_records(loaded, records, specs[:1], degrade_at="crop", **common)  # warm-up: caches, workers, kernels
+    rows, protocols = [], {}
+    for mode in reversed(DEGRADE_AT):  # crop (baseline) first, then source
+        sync()
+        start = time.perf_counter()
+        predictions, protocol = score_records(loaded, records, specs, degrade_at=mode, **common)
+        sync()
+        seconds = time.perf_counter() - start
+        rows.append(Measurement(f"eval/{mode}", len(predictions.labels) * len(specs), seconds,
+                                baseline=mode == "crop", extra={"test_images": int(len(predictions.labels))}))
+        protocols[mode] = protocol
+    cfg = loaded.config
+    settings = {"run": str(run), "data": str(data), "split": split, "specs": specs, "model": cfg.model.name,
+                "image_size": cfg.data.image_size, "batch_size": batch_size, "num_workers": cfg.data.num_workers,
+                "device": str(dev), "eval_transform": protocols["source"]["eval_transform"],
+                "backend": protocols["source"]["backend"], "decoder": protocols["source"]["decoder"]}
+    return rows, settings
+
+
+def bench_eval_command(run: str, data: str, degrade: str, split: str, batch_size: int, backend: str,
+                       json_path: str | None, device: str) -> int:
+    rows, settings = bench_eval(run, data, degrade=degrade, split=split, batch_size=batch_size, backend=backend,
+                                device=device)
+    report(f"eval throughput, --degrade-at source vs crop ({settings['model']}, {settings['device']}, "
+           f"{len(settings['specs'])} specs)", rows, json_path, settings)
+    return 0
