@@ -3,6 +3,7 @@ bit-exact round trips against PIL's own decode of every source (demo data and a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,17 @@ def test_rejects_arguments():
     assert str(parse_store("lossless")) == "lossless"
     with pytest.raises(GenImageError, match="takes no argument"):
         parse_store("lossless:3")
+
+
+def test_bench_convert_lossless_beside_original(modes_tree, tmp_path, capsys):
+    from genimage_fast.bench.convert import bench_convert_command
+
+    out = tmp_path / "bench.json"
+    assert bench_convert_command(str(modes_tree), store="original,lossless", workers=1, limit=6,
+                                 json_path=str(out)) == 0
+    doc = json.loads(out.read_text())
+    names = [r["name"] for r in doc["results"]]
+    assert names == ["convert/plain-pil-loop original", "convert/dali original workers=1",
+                     "convert/plain-pil-loop lossless", "convert/dali lossless workers=1"]
+    assert all(r["images"] == 6 for r in doc["results"])
+    assert "convert/dali lossless workers=1: " in capsys.readouterr().out

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from genimage_fast.bench.common import Measurement, report
 from genimage_fast.errors import GenImageError
 from genimage_fast.records.convert import convert
@@ -76,6 +78,10 @@ def plain_pil_convert(src: Path, out_tar: Path, store: str, max_side: int | None
                 payload, ext = data, ("jpg" if data[:2] == b"\xff\xd8" else "png")
             elif spec.name == "raw":
                 payload, ext = image.tobytes(), "raw"
+            elif spec.name == "lossless":  # same codec: the baseline is the one-process PIL pipeline
+                from genimage_fast.records.lossless import encode_lossless
+
+                payload, ext = encode_lossless(np.asarray(image)), "lossless"
             else:
                 quality = spec.quality or (draw_quality(s.relpath, dist[s.split]) if s.label else 95)
                 buf = io.BytesIO()
@@ -106,32 +112,47 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
 
 def bench_convert_command(src: str, fmt: str = "dali", store: str = "original", max_side: int | None = None,
                           workers: int = 2, limit: int = 0, json_path: str | None = None) -> int:
+    """`store` may list several stores (`original,lossless`): each is measured in the same run on the
+    same inputs, and each is also compared with the first (convert img/s of lossless beside original)."""
     src_path = Path(src)
     if not src_path.is_dir():
         raise GenImageError(f"source {src!r} is not a folder")
-    parse_store(store)
+    stores = [s.strip() for s in store.split(",") if s.strip()]
+    for name in stores:
+        parse_store(name)
+    rows: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as tmp_name:
         tmp = Path(tmp_name)
         tree = tmp / "tree"
         n = _subset_tree(src_path.resolve(), tree, limit)
-        # Warm the page cache and the imports (FFCV's import alone is seconds) outside the timings.
-        plain_pil_convert(tree, tmp / "warm.tar", store, max_side)
-        convert(tree, tmp / "warm", fmt=fmt, store=store, max_side=max_side, workers=1, progress=False)
-        rows = []
-        written, secs, cpu = _timed(lambda: plain_pil_convert(tree, tmp / "plain.tar", store, max_side))
-        rows.append(Measurement("convert/plain-pil-loop", written, secs, baseline=True,
-                                extra={"cpu_ms_per_image": 1000 * cpu / max(written, 1)}))
-        for w in sorted({1, workers}):
-            manifest, secs, cpu = _timed(lambda w=w: convert(tree, tmp / f"ours-{w}", fmt=fmt, store=store,
-                                                             max_side=max_side, workers=w, progress=False))
-            count = sum(s["count"] for s in manifest["splits"].values())
-            rows.append(Measurement(f"convert/{fmt} workers={w}", count, secs,
-                                    extra={"rejects": manifest["rejects"],
-                                           "cpu_ms_per_image": 1000 * cpu / max(count, 1)}))
-    settings = {"src": str(src_path), "format": fmt, "store": store, "max_side": max_side, "workers": workers,
-                "inputs": n}
-    report(f"bench convert ({fmt}, store {store}, {n} inputs)", rows, json_path, settings)
+        for k, st in enumerate(stores):
+            tag = f" {st}" if len(stores) > 1 else ""
+            # Warm the page cache and the imports (FFCV's import alone is seconds) outside the timings.
+            plain_pil_convert(tree, tmp / f"warm{k}.tar", st, max_side)
+            convert(tree, tmp / f"warm{k}", fmt=fmt, store=st, max_side=max_side, workers=1, progress=False)
+            written, secs, cpu = _timed(lambda st=st, k=k: plain_pil_convert(tree, tmp / f"plain{k}.tar", st, max_side))
+            rows.append(Measurement(f"convert/plain-pil-loop{tag}", written, secs, baseline=True,
+                                    extra={"store": st, "cpu_ms_per_image": 1000 * cpu / max(written, 1)}))
+            for w in sorted({1, workers}):
+                manifest, secs, cpu = _timed(lambda w=w, st=st, k=k: convert(
+                    tree, tmp / f"ours-{k}-{w}", fmt=fmt, store=st, max_side=max_side, workers=w, progress=False))
+                count = sum(s["count"] for s in manifest["splits"].values())
+                size = sum((tmp / f"ours-{k}-{w}" / e["name"]).stat().st_size
+                           for s in manifest["splits"].values() for e in s["files"])
+                rows.append(Measurement(f"convert/{fmt}{tag} workers={w}", count, secs,
+                                        extra={"store": st, "workers": w, "rejects": manifest["rejects"],
+                                               "bytes": size, "cpu_ms_per_image": 1000 * cpu / max(count, 1)}))
+    settings = {"src": str(src_path), "format": fmt, "stores": stores, "max_side": max_side, "workers": workers,
+                "inputs": n, "load_average": os.getloadavg()[0]}
+    report(f"bench convert ({fmt}, store {', '.join(stores)}, {n} inputs)", rows, json_path, settings,
+           group=lambda m: m.extra["store"])
     cpu_line = ", ".join(f"{m.name} {m.extra['cpu_ms_per_image']:.2f}" for m in rows)
     sys.stdout.write(f"CPU ms per image: {cpu_line}; load average {os.getloadavg()[0]:.1f} "
                      f"on {os.cpu_count()} CPUs\n")
+    first = {m.extra.get("workers"): m for m in rows if m.extra["store"] == stores[0] and not m.baseline}
+    for m in rows:
+        ref = first.get(m.extra.get("workers"))
+        if m.extra["store"] != stores[0] and not m.baseline and ref is not None:
+            sys.stdout.write(f"{m.name}: {m.images_per_second / ref.images_per_second:.2f}x {ref.name}'s img/s, "
+                             f"{m.extra['bytes'] / max(ref.extra['bytes'], 1):.2f}x its bytes\n")
     return 0
