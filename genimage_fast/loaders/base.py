@@ -22,10 +22,20 @@ import torch
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
 from genimage_fast.loaders.batch import Batch
+from genimage_fast.loaders.decode import DCT_SCALED, FULL
+from genimage_fast.loaders.pipelines import (
+    EVAL_TRANSFORMS,
+    TRAIN_TRANSFORMS,
+    SamplePipeline,
+    load_transforms,
+    parse_degrade,
+)
 from genimage_fast.loaders.plan import BatchPlan, EpochPlanner
 from genimage_fast.loaders.prefetch import prefetch
-from genimage_fast.loaders.transforms import CROPS, TransformSpec
-from genimage_fast.registry import Registry
+from genimage_fast.loaders.transforms import TransformSpec
+from genimage_fast.registry import Registry, close_matches
+
+BOX_TRANSFORMS = ("rrc", "resize_crop")  # train transforms the planner reduces to a crop box + flip
 
 
 class Loader(ABC):
@@ -34,14 +44,21 @@ class Loader(ABC):
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]  # record formats this backend reads
 
+    supports_fast_jpeg: ClassVar[bool] = True  # can decode JPEGs at a reduced DCT scale (opt-in)
+
     def __init__(self, records, split: str, planner: EpochPlanner, device: torch.device,
-                 num_workers: int) -> None:
+                 num_workers: int, pipeline: SamplePipeline | None = None, fast_jpeg: bool = False) -> None:
         self.records = records
         self.split_name = split
         self.split = records.split(split)
         self.planner = planner
         self.device = device
         self.num_workers = num_workers
+        # None: the box path (decode + one box resize); else every sample is decoded at full size and
+        # goes through this picklable full-image pipeline (degrade, then the eval / train transform).
+        self.pipeline = pipeline
+        self.fast_jpeg = bool(fast_jpeg)
+        self.decoder = DCT_SCALED if self.fast_jpeg else FULL  # recorded with runs and results
         self.epoch = 0
         self.start_batch = 0
         meta = self.split.meta
@@ -132,13 +149,21 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
                  seed: int = 0, generators: Sequence[int | str] | str | None = None, rank: int = 0,
                  world_size: int = 1, split: str | None = None, train_transform: str = "rrc",
                  resize_size: int = 0, drop_last: bool | None = None, hflip: float = 0.5,
-                 subset: np.ndarray | None = None) -> Loader:
+                 subset: np.ndarray | None = None, eval_transform: str | None = None,
+                 degrade: str | None = None, fast_jpeg_decode: bool = False,
+                 transform_options: dict | None = None, repeated_aug: int = 1) -> Loader:
     """A Loader over `records` (a path or RecordSet) yielding Batch objects; see DESIGN §4.4.
 
-    train: shuffled per (seed, epoch), `train_transform` crops + flip (probability `hflip`), drop_last
-    by default.
-    eval: sequential, resize short side to `resize_size` (image_size / 0.875) + centre crop.
+    train: shuffled per (seed, epoch), drop_last by default; `train_transform` is a box transform
+    ("rrc", "resize_crop": crop + flip with probability `hflip`) or a TRAIN_TRANSFORMS name (each sample
+    decoded at full size, then `factory(image_size=S, **transform_options)(image, sample_rng(...))`).
+    eval: sequential; `eval_transform` an EVAL_TRANSFORMS name (None = "resize_centre": resize short
+    side to `resize_size` (image_size / 0.875) + centre crop); `degrade` a spec ("none", "lr:S",
+    "jpeg:Q", "blur:SIGMA") applied to the full decoded image before the eval transform.
+    fast_jpeg_decode: opt-in reduced-scale DCT JPEG decode for the box transforms (loader.decoder
+    "dct-scaled"); by default every backend decodes JPEG and PNG at full size ("full").
     subset: split indices to keep (intersected with `generators`), e.g. a selection set carved from train.
+    repeated_aug: train only; R > 1 repeats each sample R times per epoch as DeiT's RASampler (loaders/plan.py).
     """
     if batch_size < 1 or image_size < 1:
         raise GenImageError(f"batch_size and image_size must be >= 1 (got {batch_size}, {image_size})")
@@ -148,16 +173,20 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         raise GenImageError(f"num_workers must be >= 0 (got {num_workers})")
     if not 0.0 <= hflip <= 1.0:
         raise GenImageError(f"hflip is a probability in [0, 1] (got {hflip})")
-    kind = train_transform if train else "eval"
-    if kind == "eval" and train:
-        raise GenImageError("train_transform 'eval' is not a training transform; use rrc or resize_crop")
-    CROPS.get(kind)
+    kind, pipeline = _sample_pipeline(train, train_transform, eval_transform, degrade, transform_options,
+                                      image_size, resize_size, seed)
+    if fast_jpeg_decode and pipeline is not None:
+        raise GenImageError("fast_jpeg_decode applies only to the box transforms (rrc, resize_crop, "
+                            "resize_centre without degrade); full-image transforms decode at full size")
     rs = _open(records)
     split = split or ("train" if train else "val")
     if split not in rs.splits:
         have = ", ".join(rs.splits) or "none"
         raise GenImageError(f"records at {rs.root} have no {split!r} split; they have: {have}")
     name = choose_backend(backend, rs.format)
+    if fast_jpeg_decode and not LOADERS.get(name).supports_fast_jpeg:
+        raise GenImageError(f"the {name} loader always decodes at full size; fast_jpeg_decode needs "
+                            f"backend 'cpu' or 'ffcv'")
     meta = rs.split(split).meta
     gen_ids = parse_generators(generators)
     gens = np.asarray(meta["generator"], dtype=np.int64)
@@ -174,11 +203,53 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         width=np.asarray(meta["width"], dtype=np.int64), height=np.asarray(meta["height"], dtype=np.int64),
         spec=TransformSpec(kind=kind, image_size=image_size, resize_size=resize_size, hflip=hflip),
         batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
-        drop_last=train if drop_last is None else drop_last, shuffle=train)
+        drop_last=train if drop_last is None else drop_last, shuffle=train,
+        repeated_aug=repeated_aug if train else 1)  # DeiT's RASampler (train only)
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise GenImageError("device 'cuda' was asked for but CUDA is not available")
         if dev.index is None:  # "cuda" -> "cuda:N", so device comparisons and DALI's device_id agree
             dev = torch.device("cuda", torch.cuda.current_device())
-    return LOADERS.get(name)(rs, split, planner, dev, num_workers)
+    return LOADERS.get(name)(rs, split, planner, dev, num_workers, pipeline=pipeline,
+                             fast_jpeg=fast_jpeg_decode)
+
+
+def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | None, degrade: str | None,
+                     options: dict | None, image_size: int, resize_size: int,
+                     seed: int) -> tuple[str, SamplePipeline | None]:
+    """The planner's crop kind and the full-image pipeline (None for the box path)."""
+    load_transforms()
+    options = dict(options or {})
+    if train:
+        if parse_degrade(degrade) is not None:
+            raise GenImageError("degrade is for evaluation only (train=False); training augmentations "
+                                "belong to the train transform")
+        if eval_transform is not None:
+            raise GenImageError("eval_transform is for evaluation only (train=False); use train_transform")
+        if train_transform in BOX_TRANSFORMS:
+            if options:
+                raise GenImageError(f"train_transform {train_transform!r} takes no transform_options "
+                                    f"(got {', '.join(sorted(options))})")
+            return train_transform, None
+        if train_transform not in TRAIN_TRANSFORMS:
+            names = [*BOX_TRANSFORMS, *TRAIN_TRANSFORMS.names()]
+            raise GenImageError(f"unknown train transform {train_transform!r}"
+                                f"{close_matches(str(train_transform), names)}; choose from: {', '.join(names)}")
+        transform = _build(TRAIN_TRANSFORMS, "train", train_transform, image_size, options)
+        return "full", SamplePipeline(transform, image_size, None, train=True, seed=seed)
+    name = eval_transform or "resize_centre"
+    EVAL_TRANSFORMS.get(name)  # unknown: one line with close matches
+    spec = parse_degrade(degrade)
+    if name == "resize_centre":
+        if spec is None and not options:
+            return "eval", None  # the box path: decode + one resize, same pixels as the transform
+        options.setdefault("resize_size", resize_size)
+    return "full", SamplePipeline(_build(EVAL_TRANSFORMS, "eval", name, image_size, options), image_size, spec)
+
+
+def _build(registry, what: str, name: str, image_size: int, options: dict):
+    try:
+        return registry.get(name)(image_size=image_size, **options)
+    except TypeError as err:  # an option the factory does not take
+        raise GenImageError(f"{what} transform {name!r}: bad transform_options {options}: {err}") from None

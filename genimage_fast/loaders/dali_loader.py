@@ -7,6 +7,12 @@ their DALI/wds2idx index and a memory map), with one ROI per sample; the pipelin
 linear, the resampler the other backends use; a reversed x range in the ROI is the horizontal
 flip) -> CHW. `raw` stores skip the decoder.
 
+Full-image pipelines (a detector's eval transform, Task 2's source-space degradation, a train
+transform of the originals) run on the host after DALI's full-size decode: the DALI pipeline then only
+decodes (`fn.decoders.image`; its CPU decoder is bit-identical to PIL), and each decoded image goes
+through the loader's SamplePipeline in a thread pool. DALI always decodes at full size, so
+`fast_jpeg_decode` is refused for this backend (build_loader says so in one line).
+
 Why not `fn.readers.webdataset`: its order is its own shuffle buffer, it cannot filter by
 generator, cannot make DDP ranks equal and disjoint the way the planner does, nor resume at a batch;
 feeding the planner's order keeps every backend's batches identical and resume exact.
@@ -15,12 +21,14 @@ feeding the planner's order keeps every backend's batches identical and resume e
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.base import LOADERS, Loader
+from genimage_fast.loaders.decode import decode_full
 from genimage_fast.loaders.plan import BatchPlan
 
 
@@ -41,8 +49,10 @@ def roi(plan: BatchPlan) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return list(start), list(end)
 
 
-def build_pipeline(batch_size: int, image_size: int, threads: int, device_id: int | None, raw: bool):
-    """The DALI pipeline: (encoded bytes | raw HWC, roi_start, roi_end) -> uint8 [3, S, S]."""
+def build_pipeline(batch_size: int, image_size: int, threads: int, device_id: int | None, raw: bool,
+                   decode_only: bool = False):
+    """The DALI pipeline: (encoded bytes | raw HWC, roi_start, roi_end) -> uint8 [3, S, S]; with
+    decode_only, encoded bytes -> the full-size decoded HWC image (variable sizes)."""
     from nvidia.dali import fn, pipeline_def, types
 
     gpu = device_id is not None
@@ -57,6 +67,8 @@ def build_pipeline(batch_size: int, image_size: int, threads: int, device_id: in
             images = data.gpu() if gpu else data
         else:
             images = fn.decoders.image(data, device="mixed" if gpu else "cpu", output_type=types.RGB)
+        if decode_only:
+            return images
         images = fn.resize(images, size=[image_size, image_size], roi_start=start, roi_end=end,
                            roi_relative=True, interp_type=types.INTERP_LINEAR, antialias=True)
         return fn.transpose(images, perm=[2, 0, 1])
@@ -70,6 +82,7 @@ def build_pipeline(batch_size: int, image_size: int, threads: int, device_id: in
 class DaliLoader(Loader):
     name = "dali"
     formats = ("dali",)
+    supports_fast_jpeg = False  # DALI decodes at full size only
 
     @staticmethod
     def missing() -> str | None:
@@ -77,40 +90,67 @@ class DaliLoader(Loader):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._raw = self.records.store == "raw"
+        # lossless: decoded on the host (zstd + numba, GIL released, in threads), fed as raw HWC
+        self._raw = self.records.store in ("raw", "lossless")
+        self._host_decode = ThreadPoolExecutor(max(1, self.num_workers), thread_name_prefix="dali-lossless") \
+            if self.records.store == "lossless" else None
         self._pipe = None  # built on first use
+        self._pool: ThreadPoolExecutor | None = None  # host threads for the full-image pipeline
 
     def _pipeline(self):
         if self._pipe is None:
             device_id = self.device.index if self.device.type == "cuda" else None
             self._pipe = build_pipeline(self.planner.batch_size, self.image_size, self.num_workers,
-                                        device_id, self._raw)
+                                        device_id, self._raw, decode_only=self.pipeline is not None)
         return self._pipe
 
+    def _read_one(self, index: int) -> np.ndarray:
+        try:
+            kind, payload = self.split.read_encoded(index)
+            if kind == "lossless":
+                kind, payload = "raw", decode_full(kind, payload)
+        except Exception as err:
+            raise GenImageError(f"{self.locate(index)}: cannot read sample {index}: "
+                                f"{type(err).__name__}: {err}") from err
+        return np.ascontiguousarray(payload) if kind == "raw" else np.frombuffer(payload, dtype=np.uint8)
+
     def _read(self, plan: BatchPlan) -> list[np.ndarray]:
-        samples = []
-        for index in plan.indices:
-            try:
-                kind, payload = self.split.read_encoded(int(index))
-            except Exception as err:
-                raise GenImageError(f"{self.locate(int(index))}: cannot read sample {int(index)}: "
-                                    f"{type(err).__name__}: {err}") from err
-            samples.append(np.ascontiguousarray(payload) if kind == "raw" else np.frombuffer(payload, dtype=np.uint8))
-        return samples
+        indices = [int(i) for i in plan.indices]
+        if self._host_decode is not None:
+            return list(self._host_decode.map(self._read_one, indices))
+        return [self._read_one(i) for i in indices]
 
     def _run(self, plan: BatchPlan) -> torch.Tensor:
         pipe = self._pipeline()
-        start, end = roi(plan)
         pipe.feed_input("data", self._read(plan))
-        pipe.feed_input("roi_start", start)
-        pipe.feed_input("roi_end", end)
+        if self.pipeline is None:  # the decode-only pipeline has no ROI inputs (DALI prunes them)
+            start, end = roi(plan)
+            pipe.feed_input("roi_start", start)
+            pipe.feed_input("roi_end", end)
         try:
             (out,) = pipe.run()
         except Exception as err:
             files = sorted({self.locate(int(i)) for i in plan.indices})
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise GenImageError(f"{', '.join(files)}: DALI cannot decode a sample of this batch: {first}") from err
+        if self.pipeline is not None:
+            return self._transform_on_host(out, plan)
         return _to_torch(out.as_tensor(), self.device)
+
+    def _transform_on_host(self, decoded, plan: BatchPlan) -> torch.Tensor:
+        """Full-size DALI decodes -> the SamplePipeline per sample (host threads) -> uint8 [n, 3, S, S]."""
+        if hasattr(decoded, "as_cpu"):  # mixed / GPU decode: the host transform needs host pixels
+            decoded = decoded.as_cpu()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(1, self.num_workers), thread_name_prefix="dali-host")
+        size = self.image_size
+        out = np.empty((len(plan), size, size, 3), dtype=np.uint8)
+
+        def one(j: int) -> None:
+            out[j] = self.pipeline(np.array(decoded.at(j)), int(plan.indices[j]), plan.epoch)
+
+        list(self._pool.map(one, range(len(plan))))
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
 
     def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
         for plan in plans:

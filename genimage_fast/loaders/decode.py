@@ -1,11 +1,22 @@
-"""Decode one stored sample straight into its crop: JPEG at a reduced DCT scale, PNG via PIL, raw.
+"""Decode stored samples: full size by default (one decoder family for JPEG reals and PNG fakes).
 
-Every path ends in the same resampler, PIL's antialiased bilinear resize of a box (what torchvision's
-`antialias=True` bilinear reproduces), so backends agree to rounding. When a crop is enlarged in both
-axes the antialias filter is plain bilinear, so OpenCV's warpAffine (same fractional box, the flip
-folded into the map, ~3x cheaper than PIL's generic resampler) does it within 1 level of PIL. A JPEG is decoded by
-libjpeg-turbo at 1/2, 1/4 or 1/8 scale whenever the crop is large enough (see DCT_MARGIN): the IDCT
-then produces 1/4 to 1/64 of the pixels, far cheaper than decoding full size and resizing.
+`decode_full(kind, payload)` gives the full-size HWC uint8 RGB pixels PIL's `.convert("RGB")` gives:
+JPEG through libjpeg-turbo (PyTurboJPEG; the same accurate IDCT and fancy upsampling PIL uses, so
+bit-identical; PIL for CMYK and damaged streams), PNG through OpenCV for 8-bit RGB (bit-identical to
+libpng via PIL) and PIL otherwise, raw pixels as stored. `decode_crop` is the box fast path of the
+box transforms (rrc, resize_crop, resize_centre): full decode, then PIL's antialiased bilinear resize
+of the box (`torchvision`'s `antialias=True` bilinear); when a crop is enlarged in both axes the
+antialias filter is plain bilinear, so OpenCV's warpAffine (same fractional box, the flip folded into
+the map, ~3x cheaper than PIL's generic resampler) does it within 1 level of PIL.
+
+Why full size by default: a reduced-scale DCT-domain JPEG decode touches only JPEG samples, i.e.
+GenImage's reals, never its PNG fakes: a preprocessing difference correlated with the label, the
+kind of shortcut detectors learn. It stays as an opt-in speed option (`fast_jpeg_decode=True`,
+decoder name "dct-scaled"): libjpeg-turbo decodes at 1/2, 1/4 or 1/8 scale whenever the crop keeps
+DCT_MARGIN x the output size. Its deviation is measured by `genimage_fast.bench.dct_deviation`.
+
+DECODERS maps a stored kind ("jpeg", "png", "raw", ...) to `decode(payload) -> HWC uint8 RGB` at
+full size; a record format with its own codec registers its kind here.
 """
 
 from __future__ import annotations
@@ -18,15 +29,17 @@ import numpy as np
 from PIL import Image
 
 from genimage_fast.loaders.transforms import pixel_box
+from genimage_fast.records.lossless import MAGIC as LOSSLESS_MAGIC
+from genimage_fast.records.lossless import decode_lossless
 from genimage_fast.registry import Registry
 
-DecodeFn = Callable[[object, np.ndarray, int, bool], np.ndarray]
+DecodeFn = Callable[[object], np.ndarray]
 DECODERS: Registry[DecodeFn] = Registry("sample kind")
+FULL, DCT_SCALED = "full", "dct-scaled"  # Loader.decoder values, recorded with runs and results
 
 # Decode at 1/d only when the crop keeps >= 2x the output size: the antialiased resize then still
 # shrinks >= 2x and dominates the result (measured on the demo JPEGs at 64 px: 0.9 levels mean
 # difference to a full-size decode, vs 3.5 with a 1x margin and 4.4 with libjpeg's m/8 scales).
-# Detectors key on high frequencies, so reals must not look different from fakes for this reason.
 DCT_MARGIN = 2.0
 _PNG_MAGIC = b"\x89PNG"
 _JPEG_MAGIC = b"\xff\xd8"
@@ -40,6 +53,17 @@ def turbojpeg():  # -> turbojpeg.TurboJPEG | None
 
         return TurboJPEG()
     except (ImportError, RuntimeError, OSError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def opencv():  # -> the cv2 module | None
+    """OpenCV when installed (it comes with the ffcv extra): its PNG decode is ~20% faster than PIL's."""
+    try:
+        import cv2
+
+        return cv2
+    except ImportError:
         return None
 
 
@@ -85,38 +109,40 @@ def dct_scale(width: int, height: int, box: np.ndarray, size: int) -> int:
     return 1
 
 
-def _pil(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
+def _pil(data) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         image.load()
-        return resize_box(image, box, size, flip)
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 @DECODERS.register("jpeg")
-def decode_jpeg(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
-    """libjpeg-turbo at a reduced DCT scale; PIL for what it refuses (CMYK, PNG named .JPEG)."""
+def decode_jpeg(data) -> np.ndarray:
+    """libjpeg-turbo at full size (bit-identical to PIL); PIL for what it refuses (CMYK, YCCK, damage)."""
     tj = turbojpeg()
-    if tj is None or not bytes(data[:2]) == _JPEG_MAGIC:
-        return _pil(data, box, size, flip)
+    if tj is None or bytes(data[:2]) != _JPEG_MAGIC:
+        return _pil(data)
+    try:
+        from turbojpeg import TJPF_RGB
+
+        return tj.decode(data, pixel_format=TJPF_RGB)
+    except OSError:  # CMYK / YCCK and damaged streams: PIL copes or names the problem
+        return _pil(data)
+
+
+def decode_jpeg_scaled(data, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
+    """The opt-in fast path (fast_jpeg_decode): decode at 1/d in the DCT domain, then resize the box."""
+    tj = turbojpeg()
+    if tj is None or bytes(data[:2]) != _JPEG_MAGIC:
+        return resize_array(decode_full("jpeg", data), box, size, flip)
     try:
         from turbojpeg import TJPF_RGB
 
         width, height, _, _ = tj.decode_header(data)
         d = dct_scale(width, height, box, size)
         pixels = tj.decode(data, pixel_format=TJPF_RGB, scaling_factor=(1, d) if d > 1 else None)
-    except OSError:  # CMYK / YCCK and damaged streams: PIL copes or names the problem
-        return _pil(data, box, size, flip)
+    except OSError:
+        return resize_array(_pil(data), box, size, flip)
     return resize_array(pixels, box, size, flip)
-
-
-@functools.lru_cache(maxsize=1)
-def opencv():  # -> the cv2 module | None
-    """OpenCV when installed (it comes with the ffcv extra): its PNG decode is ~20% faster than PIL's."""
-    try:
-        import cv2
-
-        return cv2
-    except ImportError:
-        return None
 
 
 def _is_rgb8_png(data) -> bool:
@@ -125,26 +151,58 @@ def _is_rgb8_png(data) -> bool:
 
 
 @DECODERS.register("png")
-def decode_png(data: bytes, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
-    """PNG (or anything PIL reads) at full size: PNG has no cheaper reduced decode."""
+def decode_png(data) -> np.ndarray:
+    """PNG (or anything PIL reads) at full size: 8-bit RGB via OpenCV, the other modes via PIL."""
     cv2 = opencv()
     if cv2 is None or not _is_rgb8_png(data):  # palette, grey, alpha, 16-bit: PIL's conversions
-        return _pil(data, box, size, flip)
+        return _pil(data)
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError("damaged PNG (OpenCV cannot decode it)")
-    return resize_array(bgr, box, size, flip, bgr=True)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@DECODERS.register("lossless")
+def decode_lossless_payload(data) -> np.ndarray:
+    """The `lossless` store (records/lossless.py): zstd + a numba unfilter, both without the GIL;
+    a damaged payload raises LosslessError (never garbage pixels)."""
+    return decode_lossless(data)
 
 
 @DECODERS.register("raw")
-def decode_raw(pixels: np.ndarray, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
-    """Stored pixels: no decode, only the crop-resize."""
-    return resize_array(pixels, box, size, flip)
+def decode_raw(pixels: np.ndarray) -> np.ndarray:
+    """Stored pixels: no decode."""
+    return np.asarray(pixels)
 
 
-def decode_crop(kind: str, payload: object, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
-    """Dispatch on the stored kind (sniffing bytes, since a '.JPEG' may hold a PNG)."""
+def sniff(kind: str, payload: object) -> str:
+    """The kind the bytes really are (a '.JPEG' may hold a PNG); other kinds pass through."""
     if kind != "raw" and isinstance(payload, (bytes, bytearray, memoryview, np.ndarray)):
         head = bytes(payload[:4])
-        kind = "jpeg" if head[:2] == _JPEG_MAGIC else "png" if head == _PNG_MAGIC else kind
-    return DECODERS.get(kind)(payload, box, size, flip)
+        if head == LOSSLESS_MAGIC:
+            return "lossless"
+        return "jpeg" if head[:2] == _JPEG_MAGIC else "png" if head == _PNG_MAGIC else kind
+    return kind
+
+
+def decode_full(kind: str, payload: object) -> np.ndarray:
+    """The full-size HWC uint8 RGB pixels of a stored sample (what PIL's .convert('RGB') gives)."""
+    return DECODERS.get(sniff(kind, payload))(payload)
+
+
+def decode_crop(kind: str, payload: object, box: np.ndarray, size: int, flip: bool,
+                fast_jpeg: bool = False) -> np.ndarray:
+    """The box fast path: full-size decode (or the opt-in DCT-scaled JPEG decode), then the box resize."""
+    kind = sniff(kind, payload)
+    if fast_jpeg and kind == "jpeg":
+        return decode_jpeg_scaled(payload, box, size, flip)
+    return resize_array(DECODERS.get(kind)(payload), box, size, flip)
+
+
+def decode_sample(kind: str, payload: object, box: np.ndarray, size: int, flip: bool, pipeline=None,
+                  index: int = 0, epoch: int = 0, fast_jpeg: bool = False) -> np.ndarray:
+    """One sample as a backend yields it: the box path, or full decode + the full-image pipeline
+    (pipelines.SamplePipeline: degrade, then the eval / train transform)."""
+    if pipeline is None:
+        return decode_crop(kind, payload, box, size, flip, fast_jpeg)
+    return pipeline(decode_full(kind, payload), index, epoch)

@@ -4,10 +4,11 @@ Pipeline for the `image` field: a JIT-compiled FFCV decoder looks up each sample
 (any field type: BytesField for `original`/`match-real`, RGBImageField raw or jpg), then a
 Python-mode FFCV Operation decodes the bytes, zero-copy from a memory map of the .beton, into the
 planned crop with a thread pool
-(decode.decode_crop: libjpeg-turbo at a reduced DCT scale, PIL for PNG, reshape for raw; all release
-the GIL). Why not FFCV's own image decoders: FFCV has no PNG decoder, its JIT code cannot call PIL,
-its RandomResizedCrop draws its own crops (the backends must share the planner's boxes) and
-`SimpleRGBImageDecoder` needs one image size per batch, which `--max-side` records do not have.
+(decode.decode_sample: full-size libjpeg-turbo / OpenCV / PIL decode into the planned box, or the
+loader's full-image pipeline on the host; all release the GIL). Why not FFCV's own image decoders:
+FFCV has no PNG decoder, its JIT code cannot call PIL, its RandomResizedCrop draws its own crops
+(the backends must share the planner's boxes) and `SimpleRGBImageDecoder` needs one image size per
+batch, which `--max-side` records do not have.
 
 The order is the planner's (a custom TraversalOrder), so FFCV yields exactly the cpu backend's
 batches. FFCV reuses its output buffers, so each batch is copied out before it is handed on; CUDA
@@ -27,7 +28,7 @@ import torch
 
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.base import LOADERS, Loader
-from genimage_fast.loaders.decode import decode_crop
+from genimage_fast.loaders.decode import decode_sample
 from genimage_fast.loaders.plan import BatchPlan
 from genimage_fast.loaders.prefetch import host_copy
 
@@ -140,6 +141,7 @@ class FfcvLoader(Loader):
         self._boxes = np.zeros((len(self.split), 4))  # this epoch's crops, by split index
         self._flips = np.zeros(len(self.split), dtype=bool)
         self._order = np.zeros(0, dtype=np.uint64)
+        self._epoch = 0  # the epoch being decoded (full-image train transforms draw per (seed, epoch, index))
         self._failure: BaseException | None = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max(1, self.num_workers), thread_name_prefix="ffcv-decode")
@@ -154,15 +156,22 @@ class FfcvLoader(Loader):
 
     def decode_batch(self, pointers: np.ndarray, out: np.ndarray, batch_indices: np.ndarray) -> None:
         """Runs in FFCV's loader thread: never raise there (FFCV would hang), record instead."""
-        boxes, flips, size = self._boxes, self._flips, self.image_size
+        boxes, flips, size, epoch = self._boxes, self._flips, self.image_size, self._epoch
 
         def one(j: int) -> None:
             index = int(batch_indices[j])
-            kind, payload = self._sample(int(pointers[j, 0]), index)
-            out[j] = decode_crop(kind, payload, boxes[index], size, bool(flips[index]))
+            try:
+                kind, payload = self._sample(int(pointers[j, 0]), index)
+                out[j] = decode_sample(kind, payload, boxes[index], size, bool(flips[index]), self.pipeline, index,
+                                       epoch, self.fast_jpeg)
+            except Exception as err:  # name the sample (e.g. a damaged lossless payload)
+                raise GenImageError(f"{self.path}: cannot decode sample {index}: {type(err).__name__}: {err}") from err
 
         try:
             list(self._pool.map(one, range(len(batch_indices))))
+        except GenImageError as err:
+            with self._lock:
+                self._failure = self._failure or err
         except Exception as err:
             with self._lock:
                 self._failure = self._failure or GenImageError(
@@ -205,6 +214,7 @@ class FfcvLoader(Loader):
         for plan in plans:
             self._boxes[plan.indices], self._flips[plan.indices] = plan.boxes, plan.flips
         self._order = np.concatenate([p.indices for p in plans]).astype(np.uint64)
+        self._epoch = plans[0].epoch
         self._failure = None
         iterator = iter(self._loader())
         try:

@@ -28,6 +28,7 @@ class BatchPlan:
     indices: np.ndarray
     boxes: np.ndarray
     flips: np.ndarray
+    epoch: int = 0  # the epoch it belongs to (full-image train transforms seed per (seed, epoch, index))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -52,6 +53,18 @@ def rank_share(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -
     return order[rank::world_size]
 
 
+def repeated_positions(count: int, repeats: int, rank: int, world_size: int,
+                       selected_round: int = 256) -> tuple[int, np.ndarray]:
+    """DeiT samplers.py RASampler over an epoch order of `count` samples: each position repeated
+    `repeats` times in a row, padded from the front to a multiple of the world size, strided over
+    ranks, and only the first floor(count // 256 * 256 / world) of a rank's share kept (so an epoch
+    stays ~count samples over all ranks). Returns (padded length, this rank's positions into it)."""
+    per_rank = -(-count * repeats // world_size)
+    total = per_rank * world_size
+    keep = count // selected_round * selected_round // world_size
+    return total, np.arange(rank, total, world_size)[:keep]
+
+
 def batches_per_epoch(count: int, batch_size: int, drop_last: bool) -> int:
     return count // batch_size if drop_last else -(-count // batch_size)
 
@@ -70,11 +83,14 @@ class EpochPlanner:
     world_size: int
     drop_last: bool
     shuffle: bool
+    repeated_aug: int = 1  # DeiT's RASampler: each sample this many times per epoch, own crops each
 
     @property
     def samples_per_rank(self) -> int:
         n = len(self.selected)
-        if self.world_size == 1:
+        if self.repeated_aug > 1:
+            per_rank = len(repeated_positions(n, self.repeated_aug, self.rank, self.world_size)[1])
+        elif self.world_size == 1:
             per_rank = n
         elif self.drop_last:
             per_rank = n // self.world_size
@@ -95,11 +111,19 @@ class EpochPlanner:
 
     def batches(self, epoch: int, start_batch: int = 0) -> list[BatchPlan]:
         """This rank's batches for the epoch, from start_batch on."""
-        order = rank_share(epoch_order(self.selected, self.seed, epoch, self.shuffle),
-                           self.rank, self.world_size, self.drop_last)
-        crops = self.crops(epoch)
+        order = epoch_order(self.selected, self.seed, epoch, self.shuffle)
+        if self.repeated_aug > 1:  # crops drawn per position of the padded list: each copy its own
+            total, mine = repeated_positions(len(order), self.repeated_aug, self.rank, self.world_size)
+            full = np.resize(np.repeat(order, self.repeated_aug), total)  # np.resize pads from the front
+            crops = make_crop_plan(self.spec, self.width[full], self.height[full], self.seed, epoch)
+            order, boxes, flips = full[mine], crops.boxes[mine], crops.flips[mine]
+        else:
+            order = rank_share(order, self.rank, self.world_size, self.drop_last)
+            crops = self.crops(epoch)
+            boxes, flips = crops.boxes[order], crops.flips[order]
         plans = []
         for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size].astype(np.int64)
-            plans.append(BatchPlan(indices=idx, boxes=crops.boxes[idx], flips=crops.flips[idx]))
+            part = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            plans.append(BatchPlan(indices=order[part].astype(np.int64), boxes=boxes[part], flips=flips[part],
+                                   epoch=epoch))
         return plans
