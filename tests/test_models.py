@@ -170,8 +170,10 @@ def test_recipe_extras_from_the_supplement_and_design() -> None:
     r50 = load_config(RECIPES / "resnet50.yaml")
     assert (r50.schedule.name, r50.loss.jsd_splits, r50.aug.randaugment.split("-")[1]) == ("cosine", 3, "m9")
     cnn = load_config(RECIPES / "cnnspot.yaml")
-    assert (cnn.aug.blur_prob, cnn.aug.jpeg_prob, cnn.aug.blur_sigma_max, cnn.aug.jpeg_quality) == (0.5, 0.5, 3.0,
-                                                                                                   [30, 100])
+    # CNNSpot's blur + JPEG run in its train transform, before the crop (CNNDetection data/datasets.py)
+    assert cnn.data.train_transform == "cnnspot" and (cnn.aug.blur_prob, cnn.aug.jpeg_prob) == (0.0, 0.0)
+    assert cnn.data.transform_options == {"blur_prob": 0.5, "blur_sig": [0.0, 3.0], "jpg_prob": 0.5,
+                                          "jpg_method": "cv2,pil", "jpg_qual": [30, 100]}
     spec, gram = load_config(RECIPES / "spec.yaml"), load_config(RECIPES / "gramnet.yaml")
     assert spec.optim.weight_decay == 1e-4 and gram.optim.weight_decay == 1e-4
 
