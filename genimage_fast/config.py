@@ -92,9 +92,10 @@ class AugConfig:
     random_erase: float = 0.0  # probability
     randaugment: str = ""  # timm-style policy string, e.g. rand-m9-mstd0.5-inc1; '' = off
     augmix: bool = False  # AugMix views for jsd_ce
-    blur_prob: float = 0.0  # CNNSpot: Gaussian blur with sigma ~ U(0, blur_sigma_max)
+    blur_prob: float = 0.0  # opt-in device blur AFTER the crop, sigma ~ U(0, blur_sigma_max) (the original's
+    # before-the-crop order is data.train_transform: cnnspot)
     blur_sigma_max: float = 3.0
-    jpeg_prob: float = 0.0  # CNNSpot: JPEG at a quality drawn uniformly from jpeg_quality
+    jpeg_prob: float = 0.0  # opt-in device JPEG after the crop, quality uniform in jpeg_quality (as blur_prob)
     jpeg_quality: list[int] = field(default_factory=lambda: [30, 100])
     mixup: float = 0.0  # Mixup alpha (timm Mixup, batch mode, on the device); 0 = off
     cutmix: float = 0.0  # CutMix alpha; 0 = off

@@ -5,7 +5,9 @@ The loader has already cropped and flipped, so nothing here flips again. In orde
 1. CNNSpot blur + JPEG (`aug.blur_prob`, `aug.jpeg_prob`) through `genimage_fast.degrade.cnnspot`:
    per image, blur with probability p_blur at sigma ~ U(0, blur_sigma_max), then JPEG with probability
    p_jpeg at a quality drawn uniformly from `jpeg_quality` = [lo, hi] (CNNDetection
-   `data/datasets.py`). The original applies them before its random crop, we after the loader's.
+   `data/datasets.py`), on the device AFTER the loader's crop. An explicit opt-in (off in every
+   recipe): the original blurs and JPEGs the 256 resize before its random crop, which is
+   `data.train_transform: cnnspot` (loaders/train_transforms.py), recipes/cnnspot.yaml's setting.
 2. Views. For `loss.name == jsd_ce` (timm's AugMixDataset + JsdCrossEntropy): the clean images plus
    `jsd_splits - 1` augmented copies of the same crops, concatenated split-major (all clean first,
    then each augmented split) with the labels repeated, as timm's collate lays them out. The
