@@ -74,3 +74,20 @@ def test_train_selects_on_the_holdout_and_never_trains_on_it(make_records, tmp_p
     # fraction 0 (the default): the summary says honestly that val chose best.pt
     plain = train(ROOT / "recipes" / "demo.yaml", records, out=tmp_path / "plain", overrides=TINY)
     assert plain["selection"]["set"] == "val" and "optimistic" in plain["selection"]["note"]
+
+
+def test_eval_scores_best_pt_of_a_selection_run_and_says_so(make_records, tmp_path: Path) -> None:
+    from genimage_fast.engine.evaluate import evaluate
+
+    records = make_records("dali")
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train(ROOT / "recipes" / "demo.yaml", records, out=run, overrides=[*TINY, "data.selection_fraction=0.25"])
+    results = evaluate(run, records, degrade="none", batch_size=32)
+    assert Path(results["checkpoint"]).name == "best.pt"
+    assert results["protocol"]["selection"] == "train-holdout" and results["split"] == "val"
+    # a run that selected on val: eval keeps to last.pt; best.pt given by hand is recorded as val-selected
+    plain = tmp_path / "plain"
+    train(ROOT / "recipes" / "demo.yaml", records, out=plain, overrides=TINY)
+    assert evaluate(plain, records, batch_size=32)["protocol"]["selection"] == "last"
+    assert evaluate(plain / "checkpoints" / "best.pt", records, batch_size=32)["protocol"]["selection"] == "val"
