@@ -10,6 +10,27 @@ import torch
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
+def backend_missing(name: str) -> str | None:
+    """Why loader backend `name` cannot run here (its library does not import), or None: the
+    backend's own `missing()`, so tests skip exactly when the library would refuse."""
+    from genimage_fast.loaders import LOADERS
+
+    return LOADERS.get(name).missing()
+
+
+def requires_backend(*names: str) -> pytest.MarkDecorator:
+    """Skip unless every named loader backend is usable (e.g. the GPU box has no DALI, ffcv)."""
+    why = [f"{n}: {backend_missing(n)}" for n in dict.fromkeys(names) if backend_missing(n)]
+    return pytest.mark.skipif(bool(why), reason="; ".join(why) or "available")
+
+
+def backend_param(*values: object, backends: tuple[str, ...] = ()) -> object:
+    """pytest.param(*values) that skips when a backend it needs is missing (default: the str values
+    that name one of dali, ffcv)."""
+    needs = backends or tuple(v for v in values if v in ("dali", "ffcv"))
+    return pytest.param(*values, marks=requires_backend(*needs))
+
+
 @pytest.fixture(scope="session")
 def demo_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo tree: all 8 generators, both splits (2 classes, 3 fakes per class)."""
@@ -28,6 +49,8 @@ def make_records(tmp_path_factory: pytest.TempPathFactory, demo_tree: Path):
     cache: dict[tuple, Path] = {}
 
     def make(fmt: str, store: str = "original", max_side: int | None = None) -> Path:
+        if fmt == "ffcv" and backend_missing("ffcv"):  # writing a .beton needs the library
+            pytest.skip(f"ffcv records: {backend_missing('ffcv')}")
         key = (fmt, store, max_side)
         if key not in cache:
             out = tmp_path_factory.mktemp(f"rec_{fmt}_{store.replace(':', '')}_{max_side}")
