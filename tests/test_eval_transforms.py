@@ -106,7 +106,7 @@ def test_autogan_is_a_cv2_squash_to_256_and_the_16_240_crop(photos):
 
 
 def test_f3net_is_a_pil_squash_to_299(photos):
-    # yyk-wew/F3Net utils.py FFDataset: img = Image.open(path); img = image.resize((size, size)), size=299
+    # yyk-wew/F3Net utils.py:39-40 (FFDataset.resize_image): img = image.resize((size, size)); size=299 (utils.py:14)
     for image in photos:
         ref = np.asarray(Image.fromarray(image).resize((299, 299)))
         assert np.array_equal(_ours("f3net", image, 299), ref)

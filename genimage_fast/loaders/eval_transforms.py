@@ -19,7 +19,7 @@ contract). Sources (GenImage-Dataset/GenImage, `detector_codes/`, the code GenIm
   without antialiasing) and GAN_Detection_Train.py:200 (`[16:240, 16:240]`). The original reads with
   cv2 (BGR planes) and resizes only images whose height is not 256; we squash every image that is not
   already 256x256 and return RGB (the resize is per channel, so the pixels are the same).
-- f3net: yyk-wew/F3Net utils.py `FFDataset.resize_image`: `image.resize((size, size))`, size 299, PIL's
+- f3net: yyk-wew/F3Net utils.py:39-40 `FFDataset.resize_image`: `image.resize((size, size))`, size 299, PIL's
   default filter (bicubic since Pillow 7); GenImage's f3net.py ships no data code.
 - gramnet: Global_Texture_Enhancement.../stylegan-ffhq/test3.py:56 (`cv2.resize(im, (512, 512))`,
   bilinear, no antialiasing) after `cv2.imread`; the squash target is image_size.
