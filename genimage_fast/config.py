@@ -138,7 +138,6 @@ class RecipeConfig:
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.precision": ("fp32", "bf16", "fp16"),
     "train.device": ("auto", "cpu", "cuda"),
-    "data.train_transform": ("rrc", "resize_crop", "cnnspot", "autogan", "f3net", "gramnet"),  # + TRAIN_TRANSFORMS
     "optim.name": ("sgd", "adam", "adamw"),
     "schedule.name": ("cosine", "step", "constant", "plateau"),
     "optim.lr_scale": ("none", "lr", "all"),
@@ -199,6 +198,15 @@ def eval_transform_name(v: str) -> str | None:
     return f"must be an eval transform{close_matches(v, names)} ({', '.join(names)})"
 
 
+def train_transform_name(v: str) -> str | None:
+    from genimage_fast.loaders.base import BOX_TRANSFORMS
+    from genimage_fast.loaders.pipelines import TRAIN_TRANSFORMS, load_transforms
+
+    load_transforms()
+    names = [*BOX_TRANSFORMS, *TRAIN_TRANSFORMS.names()]
+    return None if v in names else f"must be a train transform{close_matches(v, names)} ({', '.join(names)})"
+
+
 def generator_names(v: list[str]) -> str | None:
     from genimage_fast.generators import parse_generators
 
@@ -217,6 +225,7 @@ RULES: dict[str, Rule] = {
     "data.val_generators": generator_names,
     "data.selection_fraction": between(0.0, 1.0, high_open=True),
     "data.eval_transform": eval_transform_name,
+    "data.train_transform": train_transform_name,
     "optim.lr": at_least(0.0),
     "optim.weight_decay": at_least(0.0),
     "optim.momentum": PROBABILITY,

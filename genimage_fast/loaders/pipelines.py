@@ -57,6 +57,7 @@ def load_transforms() -> None:
 
     if importlib.util.find_spec("genimage_fast.loaders.train_transforms") is not None:
         importlib.import_module("genimage_fast.loaders.train_transforms")
+    from genimage_fast.loaders import npr_transforms  # noqa: F401  (NPR's train and eval transforms)
 
 
 def parse_degrade(spec: str | None) -> tuple[str, Any] | None:
