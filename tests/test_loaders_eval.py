@@ -150,6 +150,8 @@ def test_fast_jpeg_decode_is_opt_in_and_recorded(make_records):
     assert (full.decoder, fast.decoder) == ("full", "dct-scaled")
     a, b = _images(full)[0], _images(fast)[0]
     assert not np.array_equal(a, b) and np.abs(a.astype(int) - b.astype(int)).mean() < 3
+    ffcv = build_loader(make_records("ffcv"), fast_jpeg_decode=True, **{**kwargs, "backend": "ffcv"})
+    assert ffcv.decoder == "dct-scaled" and np.array_equal(_images(ffcv)[0], b)  # the same opt-in decoder
 
 
 @pytest.mark.parametrize("backend,fmt", [("cpu", "dali"), ("dali", "dali"), ("ffcv", "ffcv")])
