@@ -59,3 +59,16 @@ def make_records(tmp_path_factory: pytest.TempPathFactory, demo_tree: Path):
         return cache[key]
 
     return make
+
+
+_NEEDS = {("fmt", "ffcv"): "ffcv", ("backend", "dali"): "dali", ("backend", "ffcv"): "ffcv"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Parametrised cases with fmt='ffcv' (writing .beton needs ffcv) or backend='dali'/'ffcv' skip
+    where that library is missing, in every test file (the GPU box has neither)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        needs = {lib for (key, value), lib in _NEEDS.items() if params.get(key) == value}
+        if needs:
+            item.add_marker(requires_backend(*sorted(needs)))

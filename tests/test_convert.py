@@ -19,6 +19,7 @@ from PIL import Image
 from genimage_fast.errors import GenImageError
 from genimage_fast.records import convert, estimate_jpeg_quality, open_records, verify
 from genimage_fast.sources import scan_tree
+from tests.conftest import requires_backend
 
 ADM = "ADM/imagenet_ai_0508_adm"
 BIGGAN = "BigGAN/imagenet_ai_0419_biggan"
@@ -270,6 +271,7 @@ def test_verify_catches_a_flipped_byte(tree, tmp_path):
         verify(out)
 
 
+@requires_backend("ffcv")  # writes .beton records
 def test_rerun_of_finished_convert_is_a_no_op(tree, tmp_path):
     root, _ = tree
     out = tmp_path / "rec"
