@@ -29,8 +29,9 @@ from tests.conftest import requires_cuda
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 # Tiny inputs: the sync structure of a step does not depend on the image size. Swin-T's windows need 224.
-SIZES = {"swin_t": 224, "f3net": 64, "deit_s": 32}
-MODEL_KWARGS = {"f3net": ("model.kwargs.img_size=64",), "deit_s": ("model.kwargs.img_size=32",)}
+SIZES = {"swin_t": 224, "f3net": 64, "deit_s": 32, "univfd": 224}
+MODEL_KWARGS = {"f3net": ("model.kwargs.img_size=64",), "deit_s": ("model.kwargs.img_size=32",),
+                "univfd": ("model.kwargs.embed_dim=32", "model.kwargs.depth=1", "model.kwargs.num_heads=2")}
 NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
 
 
