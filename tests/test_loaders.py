@@ -45,7 +45,7 @@ def test_backends_agree_with_cpu_in_eval(make_records, fmt, backend):
         assert torch.equal(cpu[key], native[key]), key
     assert torch.equal(cpu["labels"], torch.from_numpy(np.array(meta["label"])))
     assert torch.equal(cpu["generators"], torch.from_numpy(np.array(meta["generator"])))
-    assert _mean_abs(cpu["images"], native["images"]) <= 2.0
+    assert _mean_abs(cpu["images"], native["images"]) <= 0.5  # one full-size decode chain (issue #12)
 
 
 @requires_backend("dali")
@@ -74,7 +74,7 @@ def test_train_mode_backends_yield_the_same_batches(make_records):
     assert a["indices"].tolist() != sorted(a["indices"].tolist())  # shuffled
     for key in ("indices", "labels", "generators", "class_ids"):
         assert torch.equal(a[key], b[key]), key
-    assert _mean_abs(a["images"], b["images"]) <= 2.0  # same planned crops and flips
+    assert _mean_abs(a["images"], b["images"]) <= 0.5  # same planned crops and flips, same decode
     again = _epoch(cpu)  # next epoch: another order
     assert not torch.equal(a["indices"], again["indices"])
 
