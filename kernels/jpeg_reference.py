@@ -60,14 +60,19 @@ def _block_round_trip(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """int32 [N, H8, W8] samples -> islow DCT, quantise, dequantise, islow IDCT, range limit."""
     n, h, w = plane.shape
     fdct, idct = K.islow_matrices(plane.device, torch.float64)
-    x = (plane.to(torch.float64) - 128.0).view(n, h // 8, 8, w // 8, 8)
-    rows = _descale(torch.einsum("naibj,kj->naibk", x, fdct), K.FDCT_SHIFTS[0])
-    coef = _descale(torch.einsum("ui,naibk->naubk", fdct, rows), K.FDCT_SHIFTS[1])  # x8 scaled
-    q = table.to(torch.float64).view(n, 1, 8, 1, 8)
+
+    def along_w(v: torch.Tensor, m: torch.Tensor, bits: int) -> torch.Tensor:  # each row's 8-runs
+        return _descale(torch.matmul(v.view(n, h, w // 8, 8), m.T), bits).view(n, h, w)
+
+    def along_h(v: torch.Tensor, m: torch.Tensor, bits: int) -> torch.Tensor:  # each column's 8-runs
+        return _descale(torch.matmul(m, v.view(n, h // 8, 8, w)), bits).view(n, h, w)
+
+    x = plane.to(torch.float64) - 128.0
+    coef = along_h(along_w(x, fdct, K.FDCT_SHIFTS[0]), fdct, K.FDCT_SHIFTS[1])  # x8 scaled
+    q = table.to(torch.float64).view(n, 1, 8, 1, 8).expand(n, h // 8, 8, w // 8, 8).reshape(n, h, w)
     level = torch.sign(coef) * torch.floor((coef.abs() + 4.0 * q) / (8.0 * q))  # exact: integers < 2^24
-    cols = _descale(torch.einsum("iu,naubv->naibv", idct, level * q), K.IDCT_SHIFTS[0])
-    pixels = _descale(torch.einsum("naibv,jv->naibj", cols, idct), K.IDCT_SHIFTS[1])
-    return K.range_limit(pixels.to(torch.int32)).view(n, h, w)
+    pixels = along_w(along_h(level * q, idct, K.IDCT_SHIFTS[0]), idct, K.IDCT_SHIFTS[1])
+    return K.range_limit(pixels.to(torch.int32))
 
 
 def _fancy_upsample(c: torch.Tensor, height: int, width: int) -> torch.Tensor:

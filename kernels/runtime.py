@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+
+import torch
+
+MAX_GRID_Z = 65535  # CUDA's limit on gridDim.y and gridDim.z
 
 
 def interpreting() -> bool:
@@ -13,3 +18,14 @@ def interpreting() -> bool:
 def next_pow2(value: int) -> int:
     """Smallest power of two >= value (Triton block shapes must be powers of two)."""
     return 1 << max(0, (value - 1).bit_length())
+
+
+def batch_chunks(n: int, limit: int = MAX_GRID_Z) -> list[tuple[int, int]]:
+    """[(start, stop)] slices of a batch of n, each at most `limit` samples (one launch each)."""
+    return [(a, min(a + limit, n)) for a in range(0, n, limit)]
+
+
+def device_guard(device: torch.device) -> contextlib.AbstractContextManager:
+    """Launch on the tensors' GPU: Triton launches on the *current* device, which for a single
+    process on cuda:N (N > 0) is still cuda:0 unless set."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()

@@ -43,14 +43,21 @@ def test_blur_kernel_compiles_and_exact_mode_has_no_fma(exact: bool) -> None:
 
 
 @pytest.mark.heavy
-def test_jpeg_kernel_compiles_for_sm90() -> None:
+@pytest.mark.parametrize(("tile", "warps"), [(32, 4), (16, 8)])
+def test_jpeg_kernel_compiles_for_sm90(tile: int, warps: int) -> None:
     from genimage_fast.kernels.jpeg_triton import jpeg_round_trip_kernel
 
     asm = _compile(
         jpeg_round_trip_kernel,
-        {"x_ptr": "*u8", "out_ptr": "*u8", "quality_ptr": "*i32", "table_ptr": "*i32", "dct_ptr": "*fp32",
+        {"x_ptr": "*u8", "out_ptr": "*u8", "quality_ptr": "*i32", "table_ptr": "*i32", "mat_ptr": "*i32",
          "H": "i32", "W": "i32"},
-        {"TILE": 32, "CT": 32},
+        {"TILE": tile, "CT": 32},
+        num_warps=warps,
     )
     assert "cubin" in asm
-    assert re.search(r"\bmma\.sync[a-z0-9.]*\.tf32", asm["ptx"])  # DCT matmuls on tensor cores (3xTF32)
+    ptx = asm["ptx"]
+    assert re.search(r"\bmma\.sync[a-z0-9.]*\.tf32", ptx)  # chroma upsampling matmuls on tensor cores
+    # Quantisation is an exact integer division: no float division (div.full.f32 is approximate,
+    # the finding) anywhere in the kernel.
+    assert re.search(r"\bdiv\.[su]32", ptx)
+    assert not re.search(r"\bdiv\.[a-z.]*f32", ptx)
