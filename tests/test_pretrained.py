@@ -253,3 +253,32 @@ def test_f3net_from_a_timm_legacy_xception_state_dict(tmp_path: Path) -> None:
     conv1 = state["conv1.weight"]
     assert torch.equal(model.fad_xcep.conv1.weight, torch.cat([conv1 / 4.0] * 4, dim=1))
     assert torch.equal(model.lfs_xcep.conv1.weight, torch.cat([conv1 / 2.0] * 2, dim=1))
+
+
+# ------------------------------------------------------------------------------------- in a run
+
+
+def test_a_run_records_the_init_file_and_uses_the_originals_train_transform(make_records, tmp_path: Path) -> None:
+    import json
+
+    from genimage_fast.engine.train import train
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    path = tmp_path / "resnet18-5c106cde.pth"
+    torch.save(legacy_torchvision(randomized(torchvision.models.resnet18(weights=None).state_dict())), path)
+    tiny = ["data.image_size=32", "data.num_workers=0", "train.batch_size=4", "train.max_steps=1",
+            "train.device=cpu", "train.precision=fp32", "train.val_every=0", "data.val_generators=[biggan]",
+            f"model.pretrained={path}"]
+    dry = train(recipes / "gramnet.yaml", None, overrides=tiny, dry_run=True)
+    assert dry["pretrained"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    run = tmp_path / "run"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a shared 2-core box: intra-op threads only spin
+    try:
+        train(recipes / "gramnet.yaml", make_records("dali"), out=run, overrides=tiny)
+    finally:
+        torch.set_num_threads(threads)
+    info = json.loads((run / "run.json").read_text())
+    assert info["pretrained"]["path"] == str(path) and info["pretrained"]["sha256"] == dry["pretrained"]["sha256"]
+    assert info["pretrained"]["fresh"] == ["branches", "scale", "head"]
+    assert "train_transform: gramnet" in (run / "config.yaml").read_text()
