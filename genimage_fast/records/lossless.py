@@ -116,6 +116,12 @@ def unfilter(residuals: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
     return out
 
 
+def warm() -> None:
+    """Load (or compile) the numba kernel now: a process that forks loader workers then hands them a
+    ready kernel instead of each worker loading it again (DataLoader workers restart every epoch)."""
+    unfilter(np.zeros((1, 1, 3), dtype=np.uint8))
+
+
 # --- encode / decode ------------------------------------------------------------------------------
 
 _local = threading.local()  # zstd (de)compressor contexts are not thread-safe: one per thread

@@ -19,6 +19,10 @@ class RecordSet:
         self.manifest = manifest
         self._format = RECORD_FORMATS.get(manifest["format"])
         self._splits: dict[str, RecordSplit] = {}
+        if manifest.get("store") == "lossless":
+            from genimage_fast.records.lossless import warm
+
+            warm()  # before any loader forks its workers
 
     @property
     def format(self) -> str:
