@@ -169,3 +169,34 @@ def test_protocol_rejects_other_stores(tmp_path):
         convert(tmp_path, tmp_path / "o", fmt="dali", store="raw", protocol="grommelt", progress=False)
     with pytest.raises(GenImageError, match="unknown protocol"):
         convert(tmp_path, tmp_path / "o", fmt="dali", protocol="gromelt", progress=False)
+
+
+def test_loader_centre_crops_to_min_size_first(records):
+    """Load time: CenterCrop(min_size) (their get_transform.py:36-38), then the detector's transform."""
+    from torchvision import transforms
+
+    from genimage_fast.loaders import build_loader
+
+    root, rs = records
+    sp = rs.split("val")
+    windows = rs.manifest["protocol"]["center_crop"]
+    names = {1: "sdv14", 3: "adm"}
+    exact = build_loader(rs, backend="cpu", train=False, image_size=224, batch_size=64, num_workers=0,
+                         eval_transform="cnndetection")  # full path: crop, then CenterCrop(224)
+    box = build_loader(rs, backend="cpu", train=False, image_size=64, batch_size=64, num_workers=0)
+    for loader, size in ((exact, 224), (box, 64)):
+        batch = next(iter(loader))
+        for row, index in enumerate(batch.indices.tolist()):
+            img = Image.fromarray(sp.read_image(index))  # the stored pixels (fakes: their q96 JPEG)
+            c = windows[names[int(sp.meta["generator"][index])]]
+            framed = transforms.CenterCrop(c)(img)
+            if size == 224:
+                expected = np.asarray(transforms.CenterCrop(224)(framed))
+            else:  # resize_centre: Resize(round(64 / 0.875) = 73, antialiased bilinear), CenterCrop(64)
+                expected = np.asarray(transforms.CenterCrop(64)(transforms.Resize(73)(framed)))
+            got = batch.images[row].permute(1, 2, 0).numpy()
+            diff = np.abs(got.astype(int) - expected.astype(int))
+            if size == 224:
+                assert diff.max() == 0, index
+            else:
+                assert diff.mean() <= 0.5 and diff.max() <= 2, (index, diff.mean(), diff.max())

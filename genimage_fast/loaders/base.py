@@ -11,6 +11,7 @@ backend that is not installed or cannot read the format is a GenImageError, neve
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
 from genimage_fast.loaders.batch import Batch
 from genimage_fast.loaders.decode import DCT_SCALED, FULL
+from genimage_fast.loaders.frames import centre_crop_sizes, frames
 from genimage_fast.loaders.pipelines import (
     EVAL_TRANSFORMS,
     TRAIN_TRANSFORMS,
@@ -198,9 +200,15 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         selected = np.intersect1d(selected, subset)
     if len(selected) == 0:
         raise GenImageError(f"no samples in split {split!r} of {rs.root} for generators {gen_ids}")
+    width, height = np.asarray(meta["width"], dtype=np.int64), np.asarray(meta["height"], dtype=np.int64)
+    frame = None
+    centre = centre_crop_sizes(rs.manifest, gens, getattr(rs, "generator_names", None))
+    if centre is not None:  # the records' protocol crops every image first (Grommelt et al.)
+        frame, width, height = frames(centre, width, height)
+        if pipeline is not None:
+            pipeline = dataclasses.replace(pipeline, centre=centre)
     planner = EpochPlanner(
-        selected=selected.astype(np.int64),
-        width=np.asarray(meta["width"], dtype=np.int64), height=np.asarray(meta["height"], dtype=np.int64),
+        selected=selected.astype(np.int64), width=width, height=height, frames=frame,
         spec=TransformSpec(kind=kind, image_size=image_size, resize_size=resize_size, hflip=hflip),
         batch_size=batch_size, seed=seed, rank=rank, world_size=world_size,
         drop_last=train if drop_last is None else drop_last, shuffle=train,

@@ -114,8 +114,13 @@ class SamplePipeline:
     degrade: tuple[str, Any] | None = None
     train: bool = False
     seed: int = 0
+    centre: np.ndarray | None = None  # per split index: centre-crop side first (0: none; loaders/frames.py)
 
     def __call__(self, image: np.ndarray, index: int, epoch: int) -> np.ndarray:
+        if self.centre is not None and self.centre[index] > 0:
+            from genimage_fast.loaders.eval_transforms import centre_crop
+
+            image = centre_crop(image, int(self.centre[index]))
         if self.degrade is not None:
             image = degrade_image(image, *self.degrade)
         rng = sample_rng(self.seed, epoch, index) if self.train else None

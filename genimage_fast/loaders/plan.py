@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genimage_fast.loaders.frames import in_frames
 from genimage_fast.loaders.transforms import CropPlan, TransformSpec, make_crop_plan
 
 
@@ -84,6 +85,7 @@ class EpochPlanner:
     drop_last: bool
     shuffle: bool
     repeated_aug: int = 1  # DeiT's RASampler: each sample this many times per epoch, own crops each
+    frames: np.ndarray | None = None  # [N, 4] per-sample region boxes are drawn in (loaders/frames.py)
 
     @property
     def samples_per_rank(self) -> int:
@@ -121,6 +123,8 @@ class EpochPlanner:
             order = rank_share(order, self.rank, self.world_size, self.drop_last)
             crops = self.crops(epoch)
             boxes, flips = crops.boxes[order], crops.flips[order]
+        if self.frames is not None:  # boxes were drawn in each sample's frame (width/height = the frame's)
+            boxes = in_frames(boxes, self.frames[order])
         plans = []
         for b in range(start_batch, len(self)):
             part = slice(b * self.batch_size, (b + 1) * self.batch_size)
