@@ -29,13 +29,16 @@ class DeviceMixup:
     """Callable (x float [N,C,H,W], labels int64 [N]) -> (mixed x, soft targets float [N, classes])."""
 
     def __init__(self, mixup_alpha: float, cutmix_alpha: float, prob: float = 1.0, switch_prob: float = 0.5,
-                 label_smoothing: float = 0.1, num_classes: int = 2, seed: int = 0) -> None:
+                 label_smoothing: float = 0.1, num_classes: int = 2, seed: int = 0, odd_box_fix: bool = False) -> None:
+        """odd_box_fix: timm >= 0.9's box (upper edge + (cut + 1) // 2); default = timm 0.6.12 / 0.3.2's
+        (upper edge + cut // 2, an odd cut one pixel short), the code GenImage ran."""
         if mixup_alpha < 0 or cutmix_alpha < 0 or not 0 <= prob <= 1 or not 0 <= switch_prob <= 1:
             raise GenImageError("aug.mixup / aug.cutmix must be >= 0 and mixup_prob / mixup_switch_prob in [0, 1]")
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.prob, self.switch_prob = prob, switch_prob
         self.label_smoothing, self.num_classes = label_smoothing, num_classes
         self.rng = np.random.RandomState(seed)
+        self.odd_box_fix = odd_box_fix
 
     def params(self) -> tuple[float, bool]:
         """timm `_params_per_batch` (mode 'batch'), drawing in timm's order."""
@@ -53,13 +56,14 @@ class DeviceMixup:
         return lam, use_cutmix
 
     def box(self, height: int, width: int, lam: float) -> tuple[tuple[int, int, int, int], float]:
-        """timm `rand_bbox` (margin 0) + `cutmix_bbox_and_lam(correct_lam=True)`."""
+        """timm `rand_bbox` (margin 0; timm 0.6.12 mixup.py:41-50) + `cutmix_bbox_and_lam(correct_lam=True)`."""
         ratio = np.sqrt(1 - lam)
         cut_h, cut_w = int(height * ratio), int(width * ratio)
         cy = self.rng.randint(0, height)
         cx = self.rng.randint(0, width)
-        yl, yh = int(np.clip(cy - cut_h // 2, 0, height)), int(np.clip(cy + cut_h // 2, 0, height))
-        xl, xh = int(np.clip(cx - cut_w // 2, 0, width)), int(np.clip(cx + cut_w // 2, 0, width))
+        up_h, up_w = ((cut_h + 1) // 2, (cut_w + 1) // 2) if self.odd_box_fix else (cut_h // 2, cut_w // 2)
+        yl, yh = int(np.clip(cy - cut_h // 2, 0, height)), int(np.clip(cy + up_h, 0, height))
+        xl, xh = int(np.clip(cx - cut_w // 2, 0, width)), int(np.clip(cx + up_w, 0, width))
         lam = 1.0 - (yh - yl) * (xh - xl) / float(height * width)
         return (yl, yh, xl, xh), lam
 
