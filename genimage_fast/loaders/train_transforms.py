@@ -201,7 +201,7 @@ class AutoGANTrain:
             y = int(rng.integers(0, s - size + 1))
         else:
             x = y = (s - size) // 2
-        return np.ascontiguousarray(image[y:y + size, x:x + size])
+        return np.array(image[y:y + size, x:x + size])  # a writable copy, whatever the input was
 
 
 @TRAIN_TRANSFORMS.register("f3net")
@@ -217,7 +217,7 @@ class F3NetTrain:
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         rng = _need_rng(rng, "f3net")
-        img = np.asarray(Image.fromarray(image).resize((self.image_size, self.image_size), Image.BICUBIC))
+        img = np.array(Image.fromarray(image).resize((self.image_size, self.image_size), Image.BICUBIC))
         return np.ascontiguousarray(_flip(img, self.hflip, rng))
 
 
