@@ -36,13 +36,16 @@ def test_demo_script_is_strict_bash_and_its_commands_parse() -> None:
     assert "set -euo pipefail" in text
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
     commands = _commands(text)
-    assert [c[0] for c in commands] == ["demo-data", "convert", "train", "eval", "report"]
+    assert [c[0] for c in commands] == ["demo-data", "convert", "train", "eval", "eval", "report"]
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)  # a renamed flag would exit 2 here
-    evaluate = parser.parse_args(commands[3])
+    evaluate, contrast = parser.parse_args(commands[3]), parser.parse_args(commands[4])
     assert evaluate.degrade.split(",") == ["none", "lr:112", "lr:64", "jpeg:65", "jpeg:30", "blur:3", "blur:5"]
     assert evaluate.out == "runs/demo" and commands[2][1] == "recipes/demo.yaml"
+    # the paper's Task 2 (degrade the test images) feeds the report; the crop path only for contrast
+    assert (evaluate.degrade_at, contrast.degrade_at, contrast.degrade) == ("source", "crop", evaluate.degrade)
+    assert contrast.out == "runs/demo/eval-crop" and commands[5][1] == "runs/demo/results.json"
     assert (ROOT / commands[2][1]).is_file()
 
 
@@ -59,3 +62,7 @@ def test_make_demo_end_to_end() -> None:
     assert results["accuracy"]["none"]["mean"] == pytest.approx(summary["val_accuracy"]["mean"])
     assert "| Degradation | Midjourney | SD V1.4 |" in done.stdout
     assert (run / "results.md").is_file() and (run / "report" / "report.md").is_file()
+    assert results["protocol"]["degrade_at"] == "source" and results["protocol"]["decoder"] == "full"
+    crop = json.loads((run / "eval-crop" / "results.json").read_text())
+    assert crop["protocol"]["degrade_at"] == "crop" and crop["accuracy"]["none"] == results["accuracy"]["none"]
+    assert "degrading the test image (source) vs its crop" in done.stdout
