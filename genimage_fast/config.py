@@ -403,12 +403,35 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     if not path.is_file():
         raise GenImageError(f"recipe not found: {path}")
+    data = _read_recipe(path, ())
+    data.setdefault("recipe", path.stem)
+    return config_from_dict(data, overrides)
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A recipe's mapping; `base: OTHER.yaml` (relative to the file) is read first and overlaid, key by key."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise GenImageError(f"recipe {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    data.setdefault("recipe", path.stem)
-    return config_from_dict(data, overrides)
+    if not isinstance(data, dict):
+        raise GenImageError(f"recipe {path}: expected a mapping of sections, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise GenImageError(f"recipe {path}: base {base} includes itself")
+    if not base_path.is_file():
+        raise GenImageError(f"recipe {path}: base recipe not found: {base_path}")
+    return _overlay(_read_recipe(base_path, (*seen, path.resolve())), data)
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _overlay(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def config_to_dict(cfg: RecipeConfig) -> dict[str, Any]:

@@ -200,3 +200,24 @@ def test_loader_centre_crops_to_min_size_first(records):
                 assert diff.max() == 0, index
             else:
                 assert diff.mean() <= 0.5 and diff.max() <= 2, (index, diff.mean(), diff.max())
+
+
+def test_unbiased_recipes_are_the_genimage_recipes_with_their_batch(tmp_path):
+    """UnbiasedGenImage ResNet50/README.md (-b 128 on distributed_train.sh 2) and Swin-T/README.md
+    (--batch-size 128, --nproc_per_node=2): 2 x 128; everything else is GenImage's recipe."""
+    from pathlib import Path
+
+    from genimage_fast.config import config_to_dict, load_config
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    for name in ("resnet50", "swin_t"):
+        base = config_to_dict(load_config(recipes / f"{name}.yaml"))
+        ours = config_to_dict(load_config(recipes / "unbiased" / f"{name}.yaml"))
+        assert ours["train"]["batch_size"] == 128 and ours["train"]["global_batch_size"] == 256
+        assert ours["data"]["generators"] == ["sdv14"] and ours["recipe"] == f"unbiased_{name}"
+        for section in ("model", "optim", "schedule", "loss", "aug"):
+            assert ours[section] == base[section], section
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(GenImageError, match="includes itself"):
+        load_config(tmp_path / "a.yaml")
