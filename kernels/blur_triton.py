@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from genimage_fast.kernels.runtime import interpreting, next_pow2
+from genimage_fast.kernels.runtime import batch_chunks, device_guard, interpreting, next_pow2, upload
 
 STORE_FLOAT: tl.constexpr = tl.constexpr(0)  # keep the float sum (first pass of float mode)
 STORE_TRUNCATE: tl.constexpr = tl.constexpr(1)  # floor to uint8 (scipy writing into uint8)
@@ -81,15 +81,18 @@ def gaussian_blur_triton(x: torch.Tensor, weights: torch.Tensor, radii: torch.Te
     if block is None:
         block = (next_pow2(h), next_pow2(w)) if interpreting() else (8, 64)
     exact = bool(truncate_uint8)
-    weights = weights.to(device=x.device, dtype=torch.float64 if exact else torch.float32).contiguous()
-    radii = radii.to(device=x.device, dtype=torch.int32).contiguous()
+    # Host tables go up pinned and non-blocking (a pageable upload would block the host).
+    weights = upload(weights.to(torch.float64 if exact else torch.float32).contiguous(), x.device)
+    radii = upload(radii.to(torch.int32).contiguous(), x.device)
     mid = torch.empty(x.shape, dtype=torch.uint8 if exact else torch.float32, device=x.device)
-    grid = (triton.cdiv(w, block[1]), triton.cdiv(h, block[0]), n)
+    tiles = (triton.cdiv(w, block[1]), triton.cdiv(h, block[0]))
     first, last = (STORE_TRUNCATE, STORE_TRUNCATE) if exact else (STORE_FLOAT, STORE_ROUND)
-    # enable_fp_fusion=False: no FMA contraction, so float64 sums round exactly as scipy's do.
-    for axis, src, dst, store in ((0, x, mid, first), (1, mid, out, last)):
-        blur_pass_kernel[grid](src, dst, weights, radii, c, h, w, weights.stride(0), AXIS=axis,
-                               STORE=store, EXACT=exact, BLOCK_C=next_pow2(c), BLOCK_H=block[0],
-                               BLOCK_W=block[1],
-                               enable_fp_fusion=False)
+    with device_guard(x.device):
+        for a, b in batch_chunks(n):  # grid z <= 65,535 samples per launch
+            # enable_fp_fusion=False: no FMA contraction, so float64 sums round exactly as scipy's do.
+            for axis, src, dst, store in ((0, x, mid, first), (1, mid, out, last)):
+                blur_pass_kernel[(*tiles, b - a)](src[a:b], dst[a:b], weights[a:b], radii[a:b], c, h, w,
+                                                  weights.stride(0), AXIS=axis, STORE=store, EXACT=exact,
+                                                  BLOCK_C=next_pow2(c), BLOCK_H=block[0], BLOCK_W=block[1],
+                                                  enable_fp_fusion=False)
     return out

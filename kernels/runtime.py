@@ -29,3 +29,13 @@ def device_guard(device: torch.device) -> contextlib.AbstractContextManager:
     """Launch on the tensors' GPU: Triton launches on the *current* device, which for a single
     process on cuda:N (N > 0) is still cuda:0 unless set."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor onto device without blocking the host: pinned + non_blocking to CUDA (the
+    caching host allocator keeps the pinned buffer alive until the copy is done); as is otherwise."""
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)

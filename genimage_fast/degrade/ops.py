@@ -29,6 +29,7 @@ from genimage_fast.degrade.validate import (
 )
 from genimage_fast.kernels.blur_reference import gaussian_blur_reference, reflect_index, weight_table
 from genimage_fast.kernels.jpeg_reference import jpeg_round_trip_reference
+from genimage_fast.kernels.runtime import upload
 from genimage_fast.registry import Registry
 
 JpegImpl = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -74,7 +75,9 @@ def _jpeg_triton(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, quality: int | torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """JPEG encode + decode round trip as libjpeg-turbo (PIL) does it: standard tables scaled by
-    libjpeg's quality formula, 4:2:0 chroma. quality: int or int tensor [N], each within 1..100."""
+    libjpeg's quality formula, 4:2:0 chroma, libjpeg-turbo's integer DCT: bit-exact vs PIL.
+    quality: int or int tensor [N], each within 1..100 (checked on the host; a tensor already on
+    the GPU is clamped there instead of read, so no call syncs the host)."""
     x = check_images(x)
     q = quality_tensor(quality, x.shape[0], x.device)
     return JPEG_IMPLS.get(resolve_backend(backend, x))(x, q)
@@ -143,7 +146,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float | torch.Tensor, backend: str = "
 
     sigma: float or tensor [N], >= 0 (0 leaves the image unchanged). Float mode is within 1 level
     of scipy on float input; truncate_uint8=True truncates after each pass as scipy does on uint8
-    arrays (CNNSpot's blur), bit-exact. Kernels are built on the host, so a CUDA sigma syncs once."""
+    arrays (CNNSpot's blur), bit-exact. Kernels are built on the host and uploaded pinned and
+    non-blocking: a float or CPU sigma costs no host sync, a CUDA sigma tensor one read."""
     x = check_images(x)
     sigmas = sigma_list(sigma, x.shape[0])
     impl = BLUR_IMPLS.get(resolve_backend(backend, x))
@@ -176,7 +180,9 @@ def cnnspot(x: torch.Tensor, p_blur: float = 0.5, p_jpeg: float = 0.5, generator
     with sigma ~ U(0, sigma_max), then with probability p_jpeg a JPEG round trip at a quality drawn
     uniformly from quality = (lo, hi) inclusive. Blur truncates to uint8 after each pass by default,
     as CNNSpot's scipy call on uint8 arrays did. Draws come from `generator` (on its device, the
-    CPU by default), so a seeded generator gives the same batch on any device."""
+    CPU by default), so a seeded generator gives the same batch on any device. With a CPU
+    generator (the trainer's) a call makes no host sync: draws are read on the host and the
+    per-sample parameters uploaded once, pinned and non-blocking."""
     x = check_images(x)
     p_blur = check_probability(p_blur, "p_blur")
     p_jpeg = check_probability(p_jpeg, "p_jpeg")
@@ -191,11 +197,13 @@ def cnnspot(x: torch.Tensor, p_blur: float = 0.5, p_jpeg: float = 0.5, generator
     jpeg_coin = torch.rand(n, generator=generator, device=device)
     qualities = torch.randint(lo, hi + 1, (n,), generator=generator, device=device)
 
-    sigma = torch.where(blur_coin < p_blur, sigma, torch.zeros_like(sigma))
-    if bool((sigma > 0).any()):
-        weights, radii = weight_table(sigma.cpu().tolist())
+    # The draws are read on the host (blur kernels are built there): free for a CPU generator
+    # (numpy reads do not dispatch); a CUDA generator costs one device read here.
+    sigma = torch.where(blur_coin < p_blur, sigma, torch.zeros_like(sigma)).cpu().numpy()
+    qualities = torch.where(jpeg_coin < p_jpeg, qualities, torch.zeros_like(qualities)).cpu()  # 0 = keep
+    if (sigma > 0).any():
+        weights, radii = weight_table(sigma.tolist())
         x = BLUR_IMPLS.get(kind)(x, weights, radii, bool(truncate_uint8))
-    qualities = torch.where(jpeg_coin < p_jpeg, qualities, torch.zeros_like(qualities))  # 0 = keep
-    if bool((qualities > 0).any()):
-        x = JPEG_IMPLS.get(kind)(x, qualities.to(device=x.device, dtype=torch.int32))
+    if (qualities.numpy() > 0).any():
+        x = JPEG_IMPLS.get(kind)(x, upload(qualities.to(torch.int32), x.device))
     return x

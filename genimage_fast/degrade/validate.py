@@ -1,14 +1,19 @@
-"""Argument checks shared by the degradation ops: every bad argument is one clear ValueError."""
+"""Argument checks shared by the degradation ops: every bad argument is one clear ValueError.
+
+No check reads a device tensor's values (that would block the host until the GPU drains):
+Python numbers and CPU tensors are checked on the host (numpy reads do not dispatch) and then
+uploaded pinned and non-blocking; per-sample values already on a GPU are clamped there instead."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from genimage_fast.kernels.jpeg_constants import QUALITY_MAX, QUALITY_MIN
-from genimage_fast.kernels.runtime import interpreting
+from genimage_fast.kernels.runtime import interpreting, upload
 
 BACKENDS = ("auto", "torch", "triton")
 
@@ -46,28 +51,40 @@ def _per_sample(value: object, n: int, what: str) -> torch.Tensor | None:
 
 
 def quality_tensor(quality: object, n: int, device: torch.device) -> torch.Tensor:
-    """int or int tensor [N] within 1..100 -> int32 [N] on device."""
+    """int or int tensor [N] within 1..100 -> int32 [N] on device, without a host sync.
+
+    An int or a CPU tensor is range-checked on the host (ValueError). A tensor already on a GPU
+    is not read: its values are clamped to 1..100 on the device."""
     flat = _per_sample(quality, n, "quality")
     if flat is None:
         if isinstance(quality, bool) or not isinstance(quality, int):
             raise ValueError(f"quality must be an int or an int tensor, got {quality!r}")
-        flat = torch.full((n,), quality, dtype=torch.int32)
-    elif flat.dtype.is_floating_point or flat.dtype.is_complex or flat.dtype == torch.bool:
+        _check_quality_values(np.array([quality]))
+        return torch.full((n,), quality, dtype=torch.int32, device=device)
+    if flat.dtype.is_floating_point or flat.dtype.is_complex or flat.dtype == torch.bool:
         raise ValueError(f"quality tensor must hold integers, got {flat.dtype}")
-    if n and (int(flat.min()) < QUALITY_MIN or int(flat.max()) > QUALITY_MAX):
+    if flat.device.type != "cpu":
+        return flat.to(device=device, dtype=torch.int32).clamp(QUALITY_MIN, QUALITY_MAX)
+    flat = flat.detach().to(torch.int32).contiguous()
+    _check_quality_values(flat.numpy())
+    return upload(flat, device)
+
+
+def _check_quality_values(values: np.ndarray) -> None:
+    if values.size and (values.min() < QUALITY_MIN or values.max() > QUALITY_MAX):
         raise ValueError(f"quality must be within {QUALITY_MIN}..{QUALITY_MAX}")
-    return flat.to(device=device, dtype=torch.int32)
 
 
 def sigma_list(sigma: object, n: int) -> list[float]:
-    """float or float tensor [N], each finite and >= 0 -> N Python floats (kernels are built on the host)."""
+    """float or float tensor [N], each finite and >= 0 -> N Python floats (kernels are built on the
+    host: a CUDA sigma tensor is read once, which syncs; pass floats or a CPU tensor to avoid it)."""
     flat = _per_sample(sigma, n, "sigma")
     if flat is None:
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)):
             raise ValueError(f"sigma must be a float or a float tensor, got {sigma!r}")
         values = [float(sigma)] * n
     else:
-        values = [float(v) for v in flat.detach().cpu().double().tolist()]
+        values = flat.detach().cpu().double().numpy().tolist()
     if any(not math.isfinite(v) or v < 0 for v in values):
         raise ValueError("sigma must be finite and >= 0")
     return values

@@ -4,8 +4,8 @@
   * `scalar_reads`: `aten._local_scalar_dense`, i.e. every `.item()`, `int(t)`, `float(t)`, `bool(t)`
     (a device-to-host sync on CUDA; on the CPU the same call sites are the ones that would sync);
   * `pageable_uploads`: host-to-device copies whose source is not pinned, or that are not
-    non_blocking, plus `torch.tensor(data, device=cuda)` / `as_tensor(numpy, device=cuda)` (seen as
-    `aten.lift_fresh` of a device tensor): each one blocks the host;
+    non_blocking, plus `torch.tensor(data, device=cuda)` / `as_tensor(data, device=cuda)` (seen by a
+    companion TorchFunctionMode, as they copy below the dispatcher): each one blocks the host;
   * `device_reads`: device-to-host copies (`.cpu()`, `.tolist()` and `.numpy()` of a device tensor);
   * `data_dependent`: ops whose output shape depends on device values (`nonzero`, boolean-mask
     indexing, `masked_select`, `unique`, ...), which sync on CUDA. Counted on every device, so a
@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
@@ -59,12 +60,39 @@ def _device(value: object) -> torch.device | None:
     return None
 
 
+class _FactoryWatch(TorchFunctionMode):
+    """torch.tensor / as_tensor / asarray of host data straight onto a device."""
+
+    def __init__(self, counter: SyncCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's signature
+        kwargs = kwargs or {}
+        if func in (torch.tensor, torch.as_tensor, torch.asarray):
+            dev = _device(kwargs.get("device"))
+            src = args[0] if args else None
+            on_host = not isinstance(src, torch.Tensor) or src.device.type == "cpu"
+            if dev is not None and dev.type != "cpu" and on_host:
+                self.counter._hit("pageable_uploads", f"torch.{func.__name__}(host data, device={dev})")
+        return func(*args, **kwargs)
+
+
 class SyncCounter(TorchDispatchMode):
     """with SyncCounter() as c: step(); assert c.counts.total == 0, c.counts.where"""
 
     def __init__(self) -> None:
         super().__init__()
         self.counts = SyncCounts()
+        self._factories = _FactoryWatch(self)
+
+    def __enter__(self) -> SyncCounter:
+        self._factories.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self._factories.__exit__(*exc)
 
     def _hit(self, kind: str, what: str) -> None:
         setattr(self.counts, kind, getattr(self.counts, kind) + 1)
@@ -97,8 +125,6 @@ class SyncCounter(TorchDispatchMode):
             if dst.device != src.device:
                 non_blocking = bool(args[2] if len(args) > 2 else kwargs.get("non_blocking", False))
                 self._copy(src, dst.device, non_blocking, name)
-        elif func is aten.lift_fresh.default and args[0].device.type != "cpu":
-            self._hit("pageable_uploads", f"torch.tensor(data, device={args[0].device})")
         return func(*args, **kwargs)
 
 
