@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from genimage_fast.config import RecipeConfig, config_to_dict, dump_config, load_config
@@ -36,7 +37,7 @@ from genimage_fast.engine.distributed import (
 from genimage_fast.engine.metrics import MetricsLog, accuracy_by_generator
 from genimage_fast.engine.optim import build_optimizer, build_schedule
 from genimage_fast.engine.precision import Precision, build_precision, configure_matmul_precision
-from genimage_fast.engine.recipe_parts import RecipeParts, resolve_run_batch
+from genimage_fast.engine.recipe_parts import RecipeParts, describe_recipe, resolve_run_batch
 from genimage_fast.engine.resume import check_geometry, run_geometry, seed_rank_streams
 from genimage_fast.engine.rundir import RunDir
 from genimage_fast.engine.selection import selection_for_run, selection_label
@@ -197,7 +198,8 @@ class Trainer:
 
         resolve_run_batch(cfg, ctx.world_size)  # train.global_batch_size -> train.grad_accum
         common = dict(backend=cfg.data.backend, image_size=cfg.data.image_size, device=str(self.device),
-                      num_workers=cfg.data.num_workers, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size)
+                      num_workers=cfg.data.num_workers, seed=tc.seed, rank=ctx.rank, world_size=ctx.world_size,
+                      fast_jpeg_decode=cfg.data.fast_jpeg_decode)
         # data.selection_fraction > 0: best.pt is picked on a held-out part of train, never on val
         self.selection = selection_for_run(data, cfg.data.selection_fraction, tc.seed, cfg.data.generators)
         self.val_key = "selection_accuracy" if self.selection else "val_accuracy"
@@ -206,16 +208,18 @@ class Trainer:
                                    train_transform=cfg.data.train_transform, resize_size=cfg.data.resize_size,
                                    transform_options=cfg.data.transform_options or None,  # the original's options
                                    hflip=cfg.aug.hflip, subset=self.selection.train if self.selection else None,
-                                   **common)
+                                   repeated_aug=cfg.aug.repeated_aug, **common)
         if self.selection:
             self.has_val = True
             self.val_loader = build_loader(data, batch_size=tc.val_batch_size or tc.batch_size, train=False,
                                            split="train", subset=self.selection.selection,
-                                           resize_size=cfg.data.resize_size, **common)
+                                           resize_size=cfg.data.resize_size, eval_transform=cfg.data.eval_transform,
+                                           **common)
         else:
             self.val_loader = build_loader(val_source, batch_size=tc.val_batch_size or tc.batch_size, train=False,
                                            split="val", generators=parse_generators(cfg.data.val_generators),
-                                           resize_size=cfg.data.resize_size, **common) if self.has_val else None
+                                           resize_size=cfg.data.resize_size, eval_transform=cfg.data.eval_transform,
+                                           **common) if self.has_val else None
         self.steps_per_epoch = len(self.loader) // tc.grad_accum
         if self.steps_per_epoch == 0:
             raise GenImageError(f"the train split ({train_size} images over {ctx.world_size} process(es)) is "
@@ -499,7 +503,8 @@ def _dry_run(cfg: RecipeConfig) -> dict[str, Any]:
     model = build_model(cfg)
     return {"config": config_to_dict(cfg), "config_yaml": dump_config(cfg),
             "parameters": count_parameters(model, trainable_only=False),
-            "pretrained": pretrained_record(model)}  # init file: path, sha256, format (models/pretrained.py)
+            "pretrained": pretrained_record(model),  # init file: path, sha256, format (models/pretrained.py)
+            "effective": describe_recipe(cfg, model, int(os.environ.get("WORLD_SIZE", "1")))}  # scaled lrs etc.
 
 
 def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = None, out: str | Path | None = None,
@@ -555,12 +560,15 @@ def train_command(recipe: str, data: str | None, val: str | None, out: str | Non
         return 128 + exc.signum
     if dry_run:
         sys.stdout.write(f"{result['config_yaml']}# parameters: {result['parameters']:,}\n")
-        return 0
-    if int(os.environ.get("RANK", "0")) == 0:
-        acc = (result.get("selection_accuracy") or result["val_accuracy"]).get("mean")
         init = result.get("pretrained")  # model.pretrained: the file, its sha256 and how it was read
         sys.stdout.write(f"# init: {init['path']} (sha256 {init['sha256']}, {init['format']})\n" if init
                          else "# init: from scratch\n")
+        effective = yaml.safe_dump({"effective": result["effective"]}, sort_keys=False,  # what the run will use
+                                   default_flow_style=None)
+        sys.stdout.write("".join(f"# {line}\n" for line in effective.splitlines()))
+        return 0
+    if int(os.environ.get("RANK", "0")) == 0:
+        acc = (result.get("selection_accuracy") or result["val_accuracy"]).get("mean")
         which = "selection" if result.get("selection_accuracy") else "val"
         acc_text = f", mean {which} accuracy {acc:.4f}" if acc is not None else ""
         sys.stdout.write(f"trained {result['steps']} steps ({result['epochs']} epochs) at "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.frames import in_frames
 from genimage_fast.loaders.transforms import CropPlan, TransformSpec, make_crop_plan
 
@@ -63,6 +64,9 @@ def repeated_positions(count: int, repeats: int, rank: int, world_size: int,
     per_rank = -(-count * repeats // world_size)
     total = per_rank * world_size
     keep = count // selected_round * selected_round // world_size
+    if count and not keep:
+        raise GenImageError(f"repeated_aug (RASampler) keeps floor({count} // {selected_round} * {selected_round}"
+                            f" / {world_size}) = 0 samples per rank: it needs >= {selected_round * world_size} images")
     return total, np.arange(rank, total, world_size)[:keep]
 
 
