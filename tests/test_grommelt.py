@@ -221,3 +221,28 @@ def test_unbiased_recipes_are_the_genimage_recipes_with_their_batch(tmp_path):
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(GenImageError, match="includes itself"):
         load_config(tmp_path / "a.yaml")
+
+
+def test_protocol_on_demo_data_selects_what_their_rules_select(tmp_path):
+    """demo-data's reals (varied sizes, mostly q96): kept = q96 (their estimator) inside each subset's window."""
+    from genimage_fast.generators import GENERATORS
+    from genimage_fast.sources import make_demo_data, scan_tree
+
+    demo = make_demo_data(tmp_path / "demo", classes=2, per_class=3)
+    convert(demo, tmp_path / "rec", fmt="dali", protocol="grommelt", progress=False)
+    rs = open_records(tmp_path / "rec")
+    expected: dict[str, set[str]] = {}
+    for s in scan_tree(demo).samples:
+        if s.label != 0:
+            continue
+        data = s.path.read_bytes()
+        with Image.open(s.path) as im:
+            w, h = im.size
+        lo, hi = round(GENERATORS[s.generator].size * 450 / 512), round(GENERATORS[s.generator].size * 550 / 512)
+        if compute_qf_reference(data) == 96 and lo <= w <= hi and lo <= h <= hi:
+            expected.setdefault(s.split, set()).add(s.relpath)
+    for split in rs.splits:
+        sp = rs.split(split)
+        got = {sp.meta["path"][i] for i in range(len(sp)) if sp.meta["label"][i] == 0}
+        assert got == expected.get(split, set()), split
+    assert sum(len(v) for v in expected.values()) > 0  # the demo has reals the protocol keeps
