@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.loaders import gpu_decode
 from genimage_fast.loaders.base import LOADERS, Loader, locate_file
 from genimage_fast.loaders.decode import decode_sample
 from genimage_fast.loaders.plan import BatchPlan
@@ -76,8 +77,17 @@ class CpuLoader(Loader):
     def missing() -> str | None:
         return None
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._nvjpeg = gpu_decode.applies(self)  # device="cuda": JPEGs decode on the GPU (issue #17)
+        if self._nvjpeg:
+            self.decoder = gpu_decode.NVJPEG
+
     def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
         dataset = BatchDecoder(self.records, self.split_name, plans, self.image_size, self.pipeline, self.fast_jpeg)
+        if self._nvjpeg:
+            yield from gpu_decode.images(self, plans, dataset)
+            return
         workers = min(self.num_workers, len(plans))
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
                             pin_memory=self.device.type == "cuda",
