@@ -3,8 +3,12 @@
 Baselines (one image at a time, as CNNSpot and the paper's evaluation did): PIL JPEG save +
 reopen, scipy `gaussian_filter` on the uint8 array, PIL bilinear resize. Ours on the CPU: the
 "cpu" path (what backend="auto" runs there) and the plain torch reference; on CUDA: the Triton
-kernels and the torch reference on the GPU, plus DALI's GPU operators when DALI is installed.
-Inputs are 224x224 crops of a real photograph (JPEG speed depends on content).
+kernels through the API ("op/triton": validation, tables, uploads and launch) and alone
+("op/triton-kernel": the launcher on device-resident parameters), the torch reference on the GPU,
+plus DALI's GPU operators when DALI is installed. On CUDA each timed call is bracketed by CUDA
+events after >= 5 warm-up calls (JIT and caches excluded), with >= 256 images per call (the
+batch is raised to 256 if smaller, and says so) on two alternating input batches, so one batch
+does not sit in L2. Inputs are 224x224 crops of a real photograph (JPEG speed depends on content).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.registry import Registry
 
 QUALITY, SIGMA, LOW_SIZE = 65, 3.0, 112  # Task 2 settings
+GPU_MIN_BATCH, GPU_WARMUP, GPU_MIN_ITERS = 256, 5, 20
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,41 @@ def _dali_runner(op: BenchOp, images: np.ndarray, device: torch.device) -> Calla
     return pipeline.run
 
 
+def kernel_only(op: str, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The op's Triton launcher with its per-sample parameters already on the device (no API work)."""
+    from genimage_fast.kernels.blur_reference import weight_table
+
+    n = x.shape[0]
+    if op == "jpeg":
+        from genimage_fast.kernels.jpeg_triton import jpeg_round_trip_triton
+
+        q = torch.full((n,), QUALITY, dtype=torch.int32, device=x.device)
+        return lambda t: jpeg_round_trip_triton(t, q)
+    if op in ("blur", "blur_u8"):
+        from genimage_fast.kernels.blur_triton import gaussian_blur_triton
+
+        exact = op == "blur_u8"
+        weights, radii = weight_table([SIGMA] * n)
+        w = weights.to(device=x.device, dtype=torch.float64 if exact else torch.float32)
+        r = radii.to(x.device)
+        return lambda t: gaussian_blur_triton(t, w, r, exact)
+    return None  # low resolution is torch's own interpolation kernel
+
+
+def _gpu_time(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], iters: int) -> tuple[int, float]:
+    """(images, seconds) from CUDA events: median per call x calls, inputs alternating."""
+    from genimage_fast.bench.gpucheck.timing import time_calls
+
+    state = {"i": 0}
+
+    def call() -> None:
+        state["i"] += 1
+        fn(inputs[state["i"] % len(inputs)])
+
+    t = time_calls(call, inputs[0].device, warmup=GPU_WARMUP, iters=max(iters, GPU_MIN_ITERS))
+    return inputs[0].shape[0] * t["calls"], t["ms_median"] * t["calls"] / 1e3
+
+
 def _backends(text: str, device: torch.device) -> list[str]:
     """'auto' = every path that makes sense on the device; else a comma list of cpu,torch,triton,dali."""
     if text == "auto":
@@ -148,15 +188,21 @@ def bench_degrade_command(batch_size: int = 64, image_size: int = 224, ops: str 
     op_names = [o.strip() for o in ops.split(",") if o.strip()]
     bench_ops = {name: BENCH_OPS.get(name) for name in op_names}
     names = _backends(backends, dev)
+    cuda = dev.type == "cuda"
+    requested = batch_size
+    if cuda:
+        batch_size = max(batch_size, GPU_MIN_BATCH)
     images = photo_batch(batch_size, image_size)
     host_list = list(images)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    inputs = [x, torch.from_numpy(photo_batch(batch_size, image_size, seed=1)).permute(0, 3, 1, 2).contiguous().to(dev)]
+    sync = torch.cuda.synchronize if cuda else None
 
     rows: list[Measurement] = []
     skipped: list[str] = []
     for op_name, op in bench_ops.items():
-        n, secs = time_call(lambda op=op: op.baseline(host_list), batch_size, iters)
+        base = host_list[: min(len(host_list), 64)]  # the per-image baseline: 64 images are plenty
+        n, secs = time_call(lambda op=op, b=base: op.baseline(b), len(base), iters)
         rows.append(Measurement(f"{op_name}/baseline-per-image", n, secs, baseline=True))
         for backend in names:
             if backend == "dali":
@@ -170,13 +216,26 @@ def bench_degrade_command(batch_size: int = 64, image_size: int = 224, ops: str 
                     skipped.append(f"{op_name}/dali ({why})")
                     continue
                 n, secs = time_call(run, batch_size, iters, sync=sync)
+                rows.append(Measurement(f"{op_name}/dali", n, secs, extra={"device": str(dev), "timer": "wall"}))
+                continue
+            api = "auto" if backend == "cpu" else backend  # the CPU path is what auto runs there
+            if cuda:
+                n, secs = _gpu_time(lambda t, op=op, b=api: op.ours(t, b), inputs, iters)
             else:
-                api = "auto" if backend == "cpu" else backend  # the CPU path is what auto runs there
-                n, secs = time_call(lambda op=op, b=api: op.ours(x, b), batch_size, iters, sync=sync)
-            rows.append(Measurement(f"{op_name}/{backend}", n, secs, extra={"device": str(dev)}))
+                n, secs = time_call(lambda op=op, b=api: op.ours(x, b), batch_size, iters)
+            rows.append(Measurement(f"{op_name}/{backend}", n, secs,
+                                    extra={"device": str(dev), "timer": "cuda-events" if cuda else "wall"}))
+            kernel = kernel_only(op_name, x) if backend == "triton" else None
+            if kernel is not None:
+                n, secs = _gpu_time(kernel, inputs, iters)
+                rows.append(Measurement(f"{op_name}/triton-kernel", n, secs,
+                                        extra={"device": str(dev), "timer": "cuda-events"}))
 
-    settings = {"batch_size": batch_size, "image_size": image_size, "ops": op_names, "backends": names,
-                "iters": iters, "device": str(dev), "jpeg_quality": QUALITY, "blur_sigma": SIGMA,
-                "lowres_size": LOW_SIZE, "skipped": skipped}
+    settings = {"batch_size": batch_size, "requested_batch_size": requested, "image_size": image_size,
+                "ops": op_names, "backends": names, "iters": max(iters, GPU_MIN_ITERS) if cuda else iters,
+                "warmup": GPU_WARMUP if cuda else 1, "device": str(dev), "jpeg_quality": QUALITY,
+                "blur_sigma": SIGMA, "lowres_size": LOW_SIZE, "skipped": skipped}
+    if cuda and requested < GPU_MIN_BATCH:
+        skipped.append(f"batch size raised from {requested} to {GPU_MIN_BATCH}: smaller GPU calls are launch-bound")
     report("bench degrade", rows, json_path, settings, group=lambda m: m.name.split("/")[0])
     return 0
