@@ -471,3 +471,24 @@ def test_f3net_optimizer_settings() -> None:
 @pytest.mark.heavy
 def test_f3net_step() -> None:
     run_step(build_step("f3net", "train.batch_size=2"), size=299, batch=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Supplement Table 1 joins the paper numbers
+
+SUPPLEMENT = Path(__file__).resolve().parents[2] / "shared" / "papers" / "genimage-supplement.txt"
+
+
+def test_supplement_table1_numbers() -> None:
+    from genimage_fast.reports.paper_numbers import SUPP_TABLE1, SUPPLEMENT_TABLES
+
+    values = [row["avg"] for row in SUPP_TABLE1.rows.values()]
+    assert values == [99.5, 99.8, 99.9, 98.3, 98.0, 92.1, 99.2] and SUPPLEMENT_TABLES["supp_table1"] is SUPP_TABLE1
+    assert list(SUPP_TABLE1.rows) == ["resnet50", "deit_s", "swin_t", "cnnspot", "spec", "f3net", "gramnet"]
+    assert {p.stem for p in RECIPES.glob("*.yaml")} >= set(SUPP_TABLE1.rows)  # every row is a recipe
+    if SUPPLEMENT.is_file():  # the printed line, "Accuracy(%) 99.5 99.8 ...", in the method order of its header
+        text = SUPPLEMENT.read_text()
+        header = next(line for line in text.splitlines() if line.startswith("Method ResNet-50"))
+        printed = next(line for line in text.splitlines() if line.startswith("Accuracy(%)"))
+        assert header.split()[1:] == ["ResNet-50", "DeiT-S", "Swin-T", "CNNSpot", "Spec", "F3Net", "GramNet"]
+        assert [float(v) for v in printed.split()[1:]] == values
