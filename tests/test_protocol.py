@@ -48,6 +48,9 @@ def test_protocol_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "jpeg:0" in err
     assert not (tmp_path / "out" / "records").exists()
+    with pytest.raises(GenImageError, match="unknown --degrade-at 'centre'"):
+        run_protocol(tmp_path, tmp_path / "out", Protocol(degrade_at="centre"))
+    assert not (tmp_path / "out" / "records").exists()
 
 
 def test_tiny_protocol_end_to_end(demo_tree: Path, tmp_path: Path) -> None:
@@ -60,6 +63,7 @@ def test_tiny_protocol_end_to_end(demo_tree: Path, tmp_path: Path) -> None:
         run = tmp_path / "runs" / "demo" / gen
         results = json.loads((run / "results.json").read_text())
         assert results["train_generators"] == [gen] and results["degrade"] == ["none", "jpeg:30", "lr:16"]
+        assert results["protocol"]["degrade_at"] == "source"  # the paper's Task 2: the test images degraded
         assert set(results["accuracy"]["none"]) == {*GENERATOR_NAMES, "mean"}  # tested on all eight
         assert data["table2"]["demo"][gen]["avg"] == pytest.approx(results["accuracy"]["none"]["mean"])
     assert list(data["table2"]["demo"]) == ["sdv14", "adm"]
@@ -70,3 +74,11 @@ def test_tiny_protocol_end_to_end(demo_tree: Path, tmp_path: Path) -> None:
     again: list[str] = []
     run_protocol(demo_tree, tmp_path, protocol, progress=again.append)
     assert sum("done before" in m for m in again) == 4  # two trainings and two evals reused
+    # an eval degraded elsewhere (here: results written before protocols were recorded) is redone
+    run = tmp_path / "runs" / "demo" / "adm"
+    results = json.loads((run / "results.json").read_text())
+    del results["protocol"]
+    (run / "results.json").write_text(json.dumps(results))
+    third: list[str] = []
+    run_protocol(demo_tree, tmp_path, protocol, progress=third.append)
+    assert sum("done before" in m for m in third) == 3 and any(m.startswith("eval demo trained on adm") for m in third)

@@ -43,6 +43,7 @@ class Protocol:
     store: str = "original"
     max_side: int | None = None
     degrade: list[str] = field(default_factory=lambda: list(TASK2))
+    degrade_at: str = "source"  # the paper's: degrade the full test image (eval --degrade-at)
     set: list[str] = field(default_factory=list)  # --set overrides for every training run
     eval_batch_size: int = 64
 
@@ -100,22 +101,25 @@ def resolve_recipe(name: str) -> Path:
     raise GenImageError(f"unknown recipe {name!r}{close_matches(name, known)}; choose from: {', '.join(known)}")
 
 
-def _evaluated(run_dir: Path, specs: Sequence[str]) -> bool:
-    """True when run_dir's results.json is newer than its training and holds exactly these specs."""
+def _evaluated(run_dir: Path, specs: Sequence[str], degrade_at: str = "source") -> bool:
+    """True when run_dir's results.json is newer than its training and holds exactly these specs,
+    degraded where asked (results without a recorded protocol predate source degradation: redone)."""
     results, summary = run_dir / "results.json", run_dir / "summary.json"
     if not results.is_file() or not summary.is_file():
         return False
     try:
-        done = json.loads(results.read_text()).get("degrade")
+        done = json.loads(results.read_text())
     except json.JSONDecodeError:
         return False
-    return done == list(specs) and results.stat().st_mtime >= summary.stat().st_mtime
+    where = (done.get("protocol") or {}).get("degrade_at")
+    return (done.get("degrade") == list(specs) and where == degrade_at
+            and results.stat().st_mtime >= summary.stat().st_mtime)
 
 
 def run_protocol(src: str | Path, out: str | Path, protocol: Protocol,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every (recipe, training generator) pair; returns the report's data (report.json + markdown)."""
-    from genimage_fast.engine.evaluate import evaluate, parse_specs
+    from genimage_fast.engine.evaluate import check_degrade_at, evaluate, parse_specs
     from genimage_fast.engine.train import train
     from genimage_fast.records.convert import convert
     from genimage_fast.reports.report import report
@@ -123,6 +127,7 @@ def run_protocol(src: str | Path, out: str | Path, protocol: Protocol,
     say = progress or (lambda _msg: None)
     out = Path(out)
     specs = parse_specs(protocol.degrade)  # fail on a bad spec before hours of training
+    check_degrade_at(protocol.degrade_at)
     recipes = {name: resolve_recipe(name) for name in protocol.recipes}
     records = out / "records"
     say(f"convert {src} -> {records} ({protocol.format}, store {protocol.store})")
@@ -139,11 +144,12 @@ def run_protocol(src: str | Path, out: str | Path, protocol: Protocol,
                 say(f"train {name} on {generator}{' (resuming)' if resume else ''} -> {run_dir}")
                 overrides = [*protocol.set, f"data.generators=[{generator}]"]
                 train(recipe, records, out=run_dir, overrides=overrides, resume=resume)
-            if _evaluated(run_dir, specs):
+            if _evaluated(run_dir, specs, protocol.degrade_at):
                 say(f"eval {name} on {generator}: done before")
             else:
                 say(f"eval {name} trained on {generator}: {', '.join(specs)}")
-                evaluate(run_dir, records, degrade=specs, out=run_dir, batch_size=protocol.eval_batch_size)
+                evaluate(run_dir, records, degrade=specs, out=run_dir, batch_size=protocol.eval_batch_size,
+                         degrade_at=protocol.degrade_at)
             result_files.append(run_dir / "results.json")
     say(f"report -> {out / 'report'}")
     return report(result_files, out / "report")
