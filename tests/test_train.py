@@ -138,7 +138,9 @@ def test_dry_run_prints_config_and_parameters(capsys) -> None:
     assert yaml.safe_load(body)["data"]["image_size"] == 48
     from genimage_fast.models import create_model
 
+    count, _, rest = count.partition("\n")  # then "# init: ..." and the effective settings
     assert int(count.strip().replace(",", "")) == sum(p.numel() for p in create_model("demo_cnn").parameters())
+    assert rest.startswith("# init: from scratch\n")
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(records: Path, tmp_path: Path) -> None:
