@@ -6,7 +6,7 @@ Python API::
     convert("genimage/", "records/", fmt="dali", store="original", workers=8)
     rs = open_records("records/")            # RecordSet: .manifest .format .store .root .splits
     sp = rs.split("train")                   # RecordSplit: len(sp), sp.meta, sp.files
-    kind, payload = sp.read_encoded(0)       # "jpeg"|"png" bytes, or "raw" HWC uint8 array
+    kind, payload = sp.read_encoded(0)       # "jpeg"|"png"|"lossless" bytes, or "raw" HWC uint8 array
     image = sp.read_image(0)                 # HWC uint8 RGB
 
 On-disk layout of a record folder OUT (both formats)
@@ -34,15 +34,19 @@ Per-sample metadata (both formats): `label` (0 real, 1 fake), `generator` (id, -
 DALI (`--format dali`): webdataset tar shards `<split>-<NNNNN>.tar`, one per chunk of
 `shard_size` inputs (default: ~1 GB of the largest images: 341 for raw 1024², 682 encoded,
 5461 raw with --max-side 256), each with `<split>-<NNNNN>.idx` in DALI's wds2idx v1.2 format.
-Members per sample: `<key:09d>.jpg|png|raw` then `<key:09d>.json` (the metadata above; for
+Members per sample: `<key:09d>.jpg|png|raw|lossless` then `<key:09d>.json` (the metadata above; for
 `raw` also `raw_shape` [H, W, 3], the payload being the HWC uint8 bytes). Read them with
 `fn.readers.webdataset(paths=tars, index_paths=idxs, ext=["jpg;png", "json"])` (or `["raw",
 "json"]` for store raw), with the `webdataset` library, or with `tarfile`. Store original mixes
-.jpg (reals) and .png (fakes) in one shard; jpeg:Q and match-real fakes are .jpg.
+.jpg (reals) and .png (fakes) in one shard; jpeg:Q and match-real fakes are .jpg; store lossless
+writes every sample as .lossless (records/lossless.py: a 28-byte header with shape and CRC, then a
+checksummed zstd frame of the gradient-filtered pixels; `decode_image("lossless", payload)` or
+`records.lossless.decode_lossless` reads it).
 
 FFCV (`--format ffcv`): one `<split>.beton` per split plus `<split>.paths.json` (the relative
 paths in .beton order). Fields are listed in `genimage_fast.records.ffcv_format`: `image` is a
-`BytesField` of JPEG/PNG bytes for original / match-real (decode by magic bytes), FFCV's
+`BytesField` of JPEG/PNG bytes for original / match-real (decode by magic bytes) and of lossless
+payloads (magic b"GFL1") for lossless, FFCV's
 `RGBImageField` (raw or jpg mode) for raw / jpeg:Q; then IntFields label, generator, class_id,
 source_format, width, height, jpeg_quality, stored_quality, key, index (position in the .beton).
 
