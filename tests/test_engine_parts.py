@@ -6,6 +6,7 @@ import math
 import os
 import random
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,66 @@ def test_single_process_context(monkeypatch) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(GenImageError, match="no CUDA"):
             setup_distributed("cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipe parts (issue #13): schedule semantics, parameter groups, plateau, Mixup/EMA in a resumed run
+
+
+def test_schedule_per_epoch_cooldown_and_lag() -> None:
+    # per_epoch: constant within an epoch; cooldown: the last epochs at min_lr; no warm-up prefix: the cosine
+    # spans epochs 0..(epochs - cooldown) and the warm-up overrides its first units; lag: unit t uses t - 1
+    cfg = ScheduleConfig(name="cosine", warmup_epochs=2, warmup_lr=0.0, min_lr=0.01, per_epoch=True,
+                         warmup_prefix=False, cooldown_epochs=2)
+    lrs = _lrs(cfg, lr=1.0, spe=3, epochs=8, steps=24)
+    per_epoch = [0.0, 0.5] + [0.01 + 0.495 * (1 + math.cos(math.pi * e / 6)) for e in range(2, 6)] + [0.01, 0.01]
+    assert np.allclose(lrs, np.repeat(per_epoch, 3))
+    lagged = _lrs(ScheduleConfig(**{**cfg.__dict__, "lag": 1}), lr=1.0, spe=3, epochs=8, steps=24)
+    assert np.allclose(lagged, np.repeat([per_epoch[0]] + per_epoch[:-1], 3))
+    with pytest.raises(GenImageError, match="cooldown_epochs 8 must be below train.epochs 8"):
+        _lrs(ScheduleConfig(cooldown_epochs=8), lr=1.0, spe=1, epochs=8, steps=1)
+
+
+def test_param_groups_keywords_and_decay_all() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    model.register_parameter("pos_embed", nn.Parameter(torch.zeros(1, 2, 4)))
+    groups = param_groups(model, 0.1, no_weight_decay=["pos_embed"])
+    assert [len(g["params"]) for g in groups] == [1, 4] and groups[0]["params"][0] is model[0].weight
+    assert [len(g["params"]) for g in param_groups(model, 0.1, decay_all=True)] == [5]
+    sgd = build_optimizer(model, OptimConfig(name="sgd", dampening=0.9, nesterov=True), torch.device("cpu"))
+    assert sgd.defaults["dampening"] == 0.9 and not sgd.defaults["nesterov"]  # torch: nesterov needs dampening 0
+
+
+def test_mixup_ema_plateau_run_resumes_exactly(make_records, tmp_path) -> None:
+    from genimage_fast.engine.metrics import read_metrics
+    from genimage_fast.engine.signals import TrainingInterrupted
+    from genimage_fast.engine.train import train
+
+    records = make_records("dali")
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml"
+    overrides = ["data.image_size=32", "data.num_workers=0", "train.batch_size=8", "train.device=cpu",
+                 "train.precision=fp32", "train.epochs=2", "train.max_steps=15", "train.log_every=1",
+                 "aug.mixup=0.8", "aug.cutmix=1.0", "aug.ema_decay=0.9", "schedule.name=plateau",
+                 "schedule.plateau_patience=1", "schedule.warmup_epochs=0"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(recipe, records, out=tmp_path / "a", overrides=overrides)
+        with pytest.raises(TrainingInterrupted, match="at step 5"):
+            train(recipe, records, out=tmp_path / "b", overrides=overrides, stop_at_step=5)
+        train(recipe, records, out=tmp_path / "b", overrides=overrides, resume=True)
+    finally:
+        torch.set_num_threads(before)
+
+    def lines(run: str) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "images_per_second"}
+                for r in read_metrics(tmp_path / run / "metrics.jsonl")]
+
+    assert lines("a") == lines("b")
+    assert any("val_accuracy_ema" in r for r in lines("a"))
+    plateau = [r for r in lines("a") if "plateau_monitor" in r]
+    assert plateau and plateau[0]["plateau_monitor"] == "train_loss"
+    a, b = (torch.load(tmp_path / r / "checkpoints/last.pt", weights_only=True) for r in ("a", "b"))
+    for key in ("model", "model_ema"):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert any(not torch.equal(a["model"][k], a["model_ema"][k]) for k in a["model"])
