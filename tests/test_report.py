@@ -207,7 +207,12 @@ def test_report_footnotes_cells_the_paper_could_not_have_produced(tmp_path: Path
     table5 = md[md.index("### Table 5"):]
     all_marks = ",".join(sorted([crop, transform, decoder, store, side, val], key=int))
     assert table5.split("\n")[4].count(f"60.0 [{all_marks}]") == 7  # 6 specs + Avg
-    assert f"| Swin-T | 60.0 | 60.0 |" in table5
+    assert "| Swin-T | 60.0 | 60.0 |" in table5
     assert data["notes"][crop].startswith("degraded on the model-size crop")
     assert data["inputs"][0]["protocol"] == unfaithful
     assert "protocol: degradations on the model-size crop" in md and "protocol: not recorded" in md
+    # each table names the protocol of its runs (degradation site only where cells are degraded)
+    assert "\nProtocol: degrade at crop / not recorded / source; eval transform not recorded / resize_centre / " \
+           "timm_vit;" in table5
+    assert "\nProtocol: eval transform not recorded / resize_centre / timm_vit; decoder dct-scaled / full / " \
+           "not recorded;" in table3

@@ -133,15 +133,21 @@ class _Marks:
 
     def __init__(self, runs: Sequence[RunResult]) -> None:
         self.notes = {(r.method, r.train_key): run_notes(r.method, r.results.get("protocol")) for r in runs}
+        self.protocols = {(r.method, r.train_key): r.results.get("protocol") or {} for r in runs}
         self.footnotes = Footnotes()
+        self._rows: list[tuple[str, str]] = []  # the runs of the table being written
+        self._degraded = False
 
     def run(self, method: str, train_key: str, degraded: bool) -> str:
+        self._rows.append((method, train_key))
+        self._degraded = self._degraded or degraded
         return self.footnotes.mark(cell_notes(self.notes.get((method, train_key), []), degraded))
 
     def method(self, method: str, train_keys: Sequence[str]) -> str:
         """Table 4: a row averages several runs; it carries every clean-cell note of any of them."""
         merged: dict[str, Note] = {}
         for key in train_keys:
+            self._rows.append((method, key))
             merged.update({n.key: n for n in cell_notes(self.notes.get((method, key), []), False)})
         return self.footnotes.mark(list(merged.values()))
 
@@ -149,7 +155,14 @@ class _Marks:
         return {_label(m, key): self.run(m, key, degraded) for key, table in by_training_set.items() for m in table}
 
     def legend(self) -> str:
-        return self.footnotes.legend()
+        """The protocol of the table just written (its runs' distinct values), then its footnotes."""
+        keys = (["degrade_at"] if self._degraded else []) + ["eval_transform", "decoder", "backend", "selection"]
+        parts = []
+        for key in keys:
+            values = sorted({str(self.protocols.get(row, {}).get(key, "not recorded")) for row in self._rows})
+            parts.append(f"{key.replace('_', ' ')} {' / '.join(values)}")
+        self._rows, self._degraded = [], False
+        return f"\nProtocol: {'; '.join(parts)}.\n" + self.footnotes.legend()
 
 
 def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], str]:
