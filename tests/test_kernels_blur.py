@@ -136,3 +136,27 @@ def test_triton_kernel_on_cuda_matches_scipy(photo: np.ndarray) -> None:
         for i, (img, sigma) in enumerate(zip(imgs, SIGMAS, strict=True)):
             diff = np.abs(out[i].permute(1, 2, 0).numpy().astype(int) - scipy_blur(img, sigma, truncate_uint8))
             assert diff.max() <= (0 if truncate_uint8 else 1)
+
+
+def test_blur_launcher_chunks_the_batch_and_uploads_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Host side of the launcher with a recording stand-in for the kernel: each launch gets its
+    own samples' views and tables (grid z <= the limit), two passes per chunk."""
+    pytest.importorskip("triton")
+    from genimage_fast.kernels import blur_triton, runtime
+
+    calls = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            return lambda *args, **kw: calls.append((grid, args, kw))
+
+    monkeypatch.setattr(blur_triton, "blur_pass_kernel", Recorder())
+    monkeypatch.setattr(blur_triton, "batch_chunks", lambda n: runtime.batch_chunks(n, limit=3))
+    x = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8)
+    weights, radii = weight_table([0.5 * i for i in range(7)])
+    blur_triton.gaussian_blur_triton(x, weights, radii, True, block=(8, 8))
+    assert [g for g, _, _ in calls] == [(1, 1, 3)] * 4 + [(1, 1, 1)] * 2
+    for (_, args, kw), start in zip(calls[::2], (0, 3, 6), strict=True):
+        n = len(args[0])
+        assert args[0].data_ptr() == x[start].data_ptr() and torch.equal(args[3], radii[start : start + n])
+        assert torch.equal(args[2], weights[start : start + n]) and kw["enable_fp_fusion"] is False

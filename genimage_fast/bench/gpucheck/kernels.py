@@ -75,7 +75,7 @@ def _pil_jpeg(img: np.ndarray, q: int) -> np.ndarray:
     return np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
-@stage("jpeg_exactness", order=20, budget_s=60, min_s=15, owner=OWNER)
+@stage("jpeg_exactness", order=20, budget_s=60, min_s=10, owner=OWNER)
 def jpeg_exactness(ctx: Context) -> dict:
     """Kernel vs reference vs PIL at every quality 1..100 on photo crops (+ odd sizes, exact-half
     flat blocks, per-config), and the reference under TF32 (it computes in float64: unaffected)."""
@@ -131,7 +131,7 @@ def _compiled_info(ctx: Context) -> dict[str, Any]:
         return {"n_regs": f"n/a ({type(exc).__name__})"}
 
 
-@stage("jpeg_sweep", order=25, budget_s=90, min_s=30, owner=OWNER)
+@stage("jpeg_sweep", order=25, budget_s=60, min_s=15, owner=OWNER)
 def jpeg_sweep(ctx: Context) -> dict:
     """JPEG kernel img/s at 256 x 224² (CUDA events, 5 warm-ups, 2 alternating batches) for
     TILE {16, 32} x warps {4, 8}: the measurement that picks DEFAULT_TILE / DEFAULT_WARPS."""
@@ -154,7 +154,7 @@ def jpeg_sweep(ctx: Context) -> dict:
             "target_img_per_s": 300_000}
 
 
-@stage("blur_sweep", order=30, budget_s=60, min_s=20, owner=OWNER)
+@stage("blur_sweep", order=30, budget_s=45, min_s=10, owner=OWNER)
 def blur_sweep(ctx: Context) -> dict:
     """Blur kernel (float and uint8-exact, sigma 3) exactness vs the reference and img/s per block."""
     from genimage_fast.kernels.blur_reference import gaussian_blur_reference, weight_table
@@ -193,7 +193,7 @@ def _api_calls(x: torch.Tensor, backend: str) -> dict[str, Callable[[], torch.Te
     }
 
 
-@stage("degrade_api", order=35, budget_s=75, min_s=25, owner=OWNER)
+@stage("degrade_api", order=35, budget_s=45, min_s=10, owner=OWNER)
 def degrade_api(ctx: Context) -> dict:
     """API img/s at bs 256 and 64 (Triton) beside the torch reference at bs 256, CUDA events."""
     backends = ("triton", "torch") if ctx.device.type == "cuda" else ("torch",)
@@ -215,7 +215,7 @@ def degrade_api(ctx: Context) -> dict:
     return {"size": size, "rows": rows}
 
 
-@stage("degrade_syncs", order=40, budget_s=40, min_s=10, owner=OWNER)
+@stage("degrade_syncs", order=40, budget_s=30, min_s=5, owner=OWNER)
 def degrade_syncs(ctx: Context) -> dict:
     """Host syncs per degrade call: the dispatch-level counter, and on CUDA
     torch.cuda.set_sync_debug_mode('error') over the same call (target: 0 everywhere)."""
