@@ -127,6 +127,7 @@ def one_step_run(records: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     ("train.grad_accum=2", "global batch size was 8 there, now 16"),
     ("train.seed=1", "train.seed was 0 there, now 1"),
     ("data.generators=sdv14,adm", "data.generators was all there, now sdv14,adm"),
+    ("data.selection_fraction=0.25", "data.selection_fraction was 0.0 there, now 0.25"),
 ])
 def test_changed_geometry_is_refused_naming_key_and_values(records: Path, one_step_run: Path, change: str,
                                                            message: str) -> None:

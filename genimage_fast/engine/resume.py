@@ -57,6 +57,7 @@ def run_geometry(cfg: RecipeConfig, world_size: int, records: str | Path) -> dic
         "train.grad_accum": int(tc.grad_accum),
         "train.seed": int(tc.seed),
         "data.generators": ",".join(generator_name(g) for g in gens) if gens is not None else "all",
+        "data.selection_fraction": float(cfg.data.selection_fraction),  # which train images are held out
         "record set (train split files)": record_set_identity(records),
     }
 
