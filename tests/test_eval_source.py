@@ -192,3 +192,19 @@ def test_bad_input_is_one_line_exit_2(make_records, tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "timm_vitt" in err and "timm_vit" in err.replace("timm_vitt", ""), err
     assert not (tmp_path / "e" / "results.json").exists()
+
+
+def test_protocol_names_what_the_records_changed() -> None:
+    from types import SimpleNamespace
+
+    from genimage_fast.engine.evaluate import eval_protocol
+
+    loaded = _probe("resize_centre")
+    records = SimpleNamespace(manifest={"store": "original", "max_side": None,
+                                        "protocol": {"name": "grommelt", "class_balanced": True, "counts": {}}})
+    loaders = {"none": SimpleNamespace(decoder="dct-scaled", name="cpu"),
+               "blur:3": SimpleNamespace(decoder="full", name="cpu")}
+    protocol = eval_protocol(loaded, loaders, records, "source")
+    assert protocol["records_protocol"] == "grommelt-balanced"
+    assert protocol["decoder"] == "mixed" and protocol["decoder_by_spec"] == {"none": "dct-scaled", "blur:3": "full"}
+    assert protocol["eval_transform"] == "resize_centre" and protocol["selection"] == "last"

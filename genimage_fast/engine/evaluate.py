@@ -278,8 +278,15 @@ def eval_protocol(loaded: LoadedRun, loaders: dict[str, Any], records: Any, degr
         "checkpoint": loaded.checkpoint.name,
         "store": manifest.get("store", "original"),
         "max_side": manifest.get("max_side"),
-        "records_protocol": manifest.get("protocol"),
+        "records_protocol": records_protocol_name(manifest.get("protocol")),
     }
+
+
+def records_protocol_name(entry: Any) -> str | None:
+    """The manifest's `protocol` (convert --protocol: a dict with its settings and counts) -> its name."""
+    if isinstance(entry, dict):
+        return str(entry.get("name", "custom")) + ("-balanced" if entry.get("class_balanced") else "")
+    return str(entry) if entry else None
 
 
 def score_records(loaded: LoadedRun, records: Any, specs: Sequence[str], split: str = "val",
