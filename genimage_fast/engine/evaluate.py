@@ -152,11 +152,10 @@ def parse_specs(specs: str | Iterable[str]) -> list[str]:
 
 
 def degrade_batch(images: torch.Tensor, spec: str, image_size: int, backend: str = "auto") -> torch.Tensor:
-    """uint8 [N,3,H,W] crops -> degraded uint8 at image_size (lr:S comes back up to the model's size).
+    """--degrade-at crop: uint8 [N,3,H,W] crops -> degraded uint8 at image_size (lr:S comes back up).
 
-    lr:S with S >= image_size is the identity: the paper's eval transform would bring an S×S image
-    down to the model's size anyway, so such a bottleneck removes nothing the model sees (resampling
-    up and back down would only add interpolation blur).
+    lr:S with S >= image_size is the identity on a crop (a bottleneck wider than the crop removes
+    nothing). This is not the paper's degradation, which acts on the full image: see score_records.
     """
     from genimage_fast import degrade
 
