@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from genimage_fast.kernels.runtime import upload
+
 TRUNCATE = 4.0
 
 
@@ -74,7 +76,7 @@ def gaussian_blur_reference(x: torch.Tensor, weights: torch.Tensor, truncate_uin
     Float mode computes in float32 and rounds once at the end (within 1 level of scipy on float
     input); truncate mode computes in float64 and truncates after each pass (scipy on uint8, exact)."""
     dtype = torch.float64 if truncate_uint8 else torch.float32
-    weights = weights.to(x.device)
+    weights = upload(weights, x.device)  # pinned + non-blocking: no host sync on CUDA
     acc = x.to(dtype)
     for dim in (2, 3):
         acc = _blur_pass(acc, weights, dim)
