@@ -104,7 +104,9 @@ def test_host_checks_still_reject_bad_values(images: torch.Tensor) -> None:
 @requires_cuda
 def test_degrade_calls_make_no_host_sync_on_cuda(images: torch.Tensor) -> None:
     x = images.cuda()
-    calls = _calls(x, "triton") | {
+    calls = {f"{k} [triton]": v for k, v in _calls(x, "triton").items()}
+    calls |= {f"{k} [torch]": v for k, v in _calls(x, "torch").items()}
+    calls |= {
         "jpeg(cuda q)": lambda: degrade.jpeg(x, torch.tensor([30, 50, 75, 95], device="cuda")),
         "auto": lambda: degrade.cnnspot(x, generator=torch.Generator().manual_seed(2)),
     }
