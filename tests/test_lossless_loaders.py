@@ -104,3 +104,24 @@ def test_damaged_record_names_shard_and_sample(tmp_path, modes):
         loader = build_loader(out, backend=backend, batch_size=4, train=False, image_size=32, num_workers=0)
         with pytest.raises(GenImageError, match=rf"{shard.name}: cannot read sample 0: LosslessError: corrupt"):
             list(loader)
+
+
+def test_damaged_beton_sample_names_file_and_sample(tmp_path, modes):
+    _available("ffcv")
+    tree, _ = modes
+    out = tmp_path / "rec"
+    convert(tree, out, fmt="ffcv", store="lossless", progress=False)
+    part = open_records(out).split("val")
+    _, payload = part.read_encoded(3)
+    beton = part.files[0]
+    data = bytearray(beton.read_bytes())
+    offset = bytes(data).find(bytes(payload))
+    assert offset > 0
+    data[offset + len(payload) // 2] ^= 0x04
+    beton.write_bytes(bytes(data))
+    with pytest.raises(GenImageError, match=rf"{beton.name}: sample 3 of split 'val': corrupt lossless payload"):
+        open_records(out).split("val").read_image(3)
+    for backend in ("ffcv", "cpu"):
+        loader = build_loader(out, backend=backend, batch_size=4, train=False, image_size=32, num_workers=1)
+        with pytest.raises(GenImageError, match=rf"{beton.name}: cannot (decode|read) sample 3: LosslessError"):
+            list(loader)
