@@ -26,6 +26,7 @@ from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
 from genimage_fast.records import grommelt
 from genimage_fast.records.formats import RECORD_FORMATS, STAGING_DIR, STATE_DIR, chunk_stem
+from genimage_fast.records.hashing import sha256_file
 from genimage_fast.records.manifest import (
     MANIFEST,
     build_manifest,
@@ -196,7 +197,11 @@ def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], ma
         splits[split] = fmt.finalize_split(out, split, entries, spec, workers)
     rejects = [r for m in ordered for r in m["rejects"]]
     write_rejects(out, rejects)
-    manifest = build_manifest(settings, splits, ordered, len(rejects), extra)
+    inputs = sum(m["inputs"] for m in ordered)
+    records = sum(info["count"] for info in splits.values())
+    if records + len(rejects) != inputs:  # every input is a record or a reject line, never lost
+        raise GenImageError(f"convert lost inputs: {records} records + {len(rejects)} rejects != {inputs} inputs")
+    manifest = build_manifest(settings, splits, ordered, len(rejects), {**extra, "inputs": inputs})
     atomic_write_text(out / MANIFEST, _dump(manifest))
     for split in splits:
         fmt.cleanup(out, split, [m["entry"] for m in ordered if m["split"] == split])
@@ -223,8 +228,10 @@ def _finished(out: Path, run_key: str) -> dict[str, Any] | None:
         return None
     if manifest.get("run_key") != run_key:
         return None
-    names = [e["name"] for s in manifest["splits"].values() for e in s["files"] + s.get("sidecars", [])]
-    return manifest if all((out / name).is_file() for name in names) else None
+    # Size alone cannot tell a damaged file (the manifest keeps hashes): re-hash what is kept.
+    entries = [e for s in manifest["splits"].values() for e in s["files"] + s.get("sidecars", [])]
+    intact = all((out / e["name"]).is_file() and sha256_file(out / e["name"]) == e["sha256"] for e in entries)
+    return manifest if intact else None
 
 
 def convert(src: str | Path, out: str | Path, fmt: str = "dali", split: str = "all",
@@ -307,6 +314,9 @@ def convert_command(src: str, out: str, fmt: str, split: str = "all", generators
     for name, info in manifest["splits"].items():
         sys.stdout.write(f"{name}: {info['count']} samples in {len(info['files'])} file(s)\n")
     sys.stdout.write(f"rejects: {manifest['rejects']}\n")
+    if "inputs" in manifest:
+        records = sum(info["count"] for info in manifest["splits"].values())
+        sys.stdout.write(f"inputs: {manifest['inputs']} = {records} records + {manifest['rejects']} rejects\n")
     if manifest.get("complete") is False:
         sys.stdout.write(f"slice {shard[0]}/{shard[1]} done; {len(manifest['missing_chunks'])} chunk(s) from "
                          f"other slices missing: {shard_manifest_name(*shard)} written\n")

@@ -73,6 +73,9 @@ class DaliFormat(RecordFormat):
     def chunk_present(self, out: Path, entry: dict[str, Any]) -> bool:
         return entry["count"] == 0 or ((out / entry["name"]).is_file() and (out / entry["index"]["name"]).is_file())
 
+    def chunk_files(self, out: Path, entry: dict[str, Any]) -> list[Path]:
+        return [] if entry["count"] == 0 else [out / entry["name"], out / entry["index"]["name"]]
+
     def finalize_split(self, out: Path, split: str, chunks: list[dict[str, Any]], spec: StoreSpec,
                        workers: int) -> dict[str, Any]:
         written = [c for c in chunks if c["count"]]

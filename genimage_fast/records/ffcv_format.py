@@ -174,6 +174,10 @@ class FfcvFormat(RecordFormat):
     def chunk_present(self, out: Path, entry: dict[str, Any]) -> bool:
         return entry["count"] == 0 or (out / STAGING_DIR / entry["name"]).is_file()
 
+    def chunk_files(self, out: Path, entry: dict[str, Any]) -> list[Path]:
+        return [] if entry["count"] == 0 else [out / STAGING_DIR / entry["name"],
+                                               (out / STAGING_DIR / entry["name"]).with_suffix(".idx")]
+
     def finalize_split(self, out: Path, split: str, chunks: list[dict[str, Any]], spec: StoreSpec,
                        workers: int) -> dict[str, Any]:
         require_ffcv()
