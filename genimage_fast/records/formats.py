@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.records.imageio import decode_image
+from genimage_fast.records.lossless import LosslessError
 from genimage_fast.records.store import StoreSpec
 from genimage_fast.records.tarshard import Record
 from genimage_fast.registry import Registry
@@ -56,8 +58,23 @@ class RecordSplit(ABC):
         """(kind, payload) of sample i: 'jpeg'/'png' bytes or a 'raw' HWC uint8 array."""
 
     def read_image(self, i: int) -> np.ndarray:
-        """Sample i decoded to HWC uint8 RGB."""
-        return decode_image(*self.read_encoded(i))
+        """Sample i decoded to HWC uint8 RGB; a damaged lossless payload is a GenImageError naming
+        the record file and the sample."""
+        kind, payload = self.read_encoded(i)
+        try:
+            return decode_image(kind, payload)
+        except LosslessError as err:
+            raise GenImageError(f"{self.locate(i)}: sample {self._check_index(i)} of split {self.name!r}: "
+                                f"{err}") from None
+
+    def locate(self, i: int) -> Path:
+        """The record file holding sample i (from the manifest's per-file counts)."""
+        i, start = self._check_index(i), 0
+        for entry in self.info["files"]:
+            start += int(entry["count"])
+            if i < start:
+                return self.root / entry["name"]
+        return self.root
 
     def _check_index(self, i: int) -> int:
         n = len(self)
@@ -87,10 +104,6 @@ class RecordFormat(ABC):
     @abstractmethod
     def chunk_present(self, out: Path, entry: dict[str, Any]) -> bool:
         """Whether a chunk a done-marker describes is still on disk (resume check)."""
-
-    @abstractmethod
-    def chunk_files(self, out: Path, entry: dict[str, Any]) -> list[Path]:
-        """The files write_chunk wrote for this entry (their sizes and hashes go into the marker)."""
 
     @abstractmethod
     def finalize_split(self, out: Path, split: str, chunks: list[dict[str, Any]], spec: StoreSpec,
