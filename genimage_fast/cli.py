@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-generators", default=None, help="comma-separated; 'all' for the 8x8 matrix (default sdv14)")
     p.add_argument("--format", dest="fmt", default=None, choices=["ffcv", "dali"], help="default dali")
     p.add_argument("--degrade", default=None, help="default none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5")
+    p.add_argument("--degrade-at", default=None, help="source (default, the paper's) or crop")
     p.add_argument("--set", dest="overrides", **SET_ARGS)
 
     bench = sub.add_parser("bench", help="throughput benchmarks, each beside its plain baseline")

@@ -50,6 +50,9 @@ def test_protocol_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert not (tmp_path / "out" / "records").exists()
     with pytest.raises(GenImageError, match="unknown --degrade-at 'centre'"):
         run_protocol(tmp_path, tmp_path / "out", Protocol(degrade_at="centre"))
+    assert main(["protocol", str(tmp_path), "--out", str(tmp_path / "out"), "--degrade-at", "centre"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown --degrade-at 'centre'" in err
     assert not (tmp_path / "out" / "records").exists()
 
 

@@ -157,9 +157,10 @@ def run_protocol(src: str | Path, out: str | Path, protocol: Protocol,
 
 def protocol_command(src: str, out: str, recipes: str | None = None, train_generators: str | None = None,
                      fmt: str | None = None, degrade: str | None = None, overrides: Sequence[str] = (),
-                     protocol: str | None = None) -> int:
+                     protocol: str | None = None, degrade_at: str | None = None) -> int:
     """`genimage-fast protocol SRC --out DIR [--protocol FILE]`: flags given override the file's values."""
-    spec = load_protocol(protocol, recipes=recipes, train_generators=train_generators, format=fmt, degrade=degrade)
+    spec = load_protocol(protocol, recipes=recipes, train_generators=train_generators, format=fmt, degrade=degrade,
+                         degrade_at=degrade_at)
     spec.set = [*spec.set, *overrides]
 
     def say(message: str) -> None:
