@@ -492,3 +492,33 @@ def test_supplement_table1_numbers() -> None:
         printed = next(line for line in text.splitlines() if line.startswith("Accuracy(%)"))
         assert header.split()[1:] == ["ResNet-50", "DeiT-S", "Swin-T", "CNNSpot", "Spec", "F3Net", "GramNet"]
         assert [float(v) for v in printed.split()[1:]] == values
+
+
+# ---------------------------------------------------------------------------------------------
+# `genimage-fast train RECIPE --dry-run` prints the effective settings of every recipe
+
+
+EXPECTED_DRY_RUN = {  # recipe: (global batch, effective lr, total epochs, cooldown)
+    "resnet50": (128, 0.05, 210, 10), "deit_s": (256, 1e-4, 300, 0), "swin_t": (128, 1.25e-4, 300, 0),
+    "cnnspot": (64, 5e-4, 30, 0), "spec": (64, 2e-4, 64, 0), "f3net": (12, 2e-4, 5, 0), "gramnet": (14, 1e-5, 5, 0),
+}
+
+
+HEAVY_BUILD = {"deit_s", "swin_t", "f3net"}  # their full-size models take seconds to build on the CPU box
+
+
+@pytest.mark.parametrize("recipe", [pytest.param(r, marks=pytest.mark.heavy) if r in HEAVY_BUILD else r
+                                    for r in sorted(EXPECTED_DRY_RUN)])
+def test_dry_run_prints_effective_settings(recipe: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from genimage_fast.engine.train import train_command
+
+    assert train_command(str(RECIPES / f"{recipe}.yaml"), None, None, None, [], False, True) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("# effective:"):]
+    eff = yaml.safe_load("\n".join(line[2:] for line in block.splitlines() if line.startswith("# ")))["effective"]
+    global_batch, lr, epochs, cooldown = EXPECTED_DRY_RUN[recipe]
+    assert eff["batch"]["global"] == global_batch and eff["optimizer"]["effective_lr"] == pytest.approx(lr)
+    assert eff["epochs"]["total"] == epochs and eff["epochs"]["cooldown"] == cooldown
+    assert eff["transforms"]["train"] and eff["init"] and "drop_path_rate" in eff["regularisers"]

@@ -20,6 +20,22 @@ from genimage_fast.config import RecipeConfig
 from genimage_fast.engine.ema import ModelEMA
 from genimage_fast.engine.mixup import build_mixup, soft_target_cross_entropy
 from genimage_fast.engine.optim import LRSchedule, effective_lrs, resolve_batch
+from genimage_fast.errors import GenImageError
+
+
+def check_recipe_keys(cfg: RecipeConfig) -> None:
+    """The TRAIN-RECIPES keys' ranges, as one-line errors (before anything is built)."""
+    a, sc, o = cfg.aug, cfg.schedule, cfg.optim
+    rules = [(0.0 <= a.ema_decay < 1.0, f"aug.ema_decay must be in [0, 1) (0 = off), got {a.ema_decay}"),
+             (a.repeated_aug >= 1, f"aug.repeated_aug must be >= 1, got {a.repeated_aug}"),
+             (o.dampening >= 0.0, f"optim.dampening must be >= 0, got {o.dampening}"),
+             (sc.lag >= 0 and sc.cooldown_epochs >= 0, "schedule.lag and schedule.cooldown_epochs must be >= 0"),
+             (sc.plateau_patience >= 1 and 0.0 < sc.plateau_factor < 1.0,
+              "schedule.plateau_patience must be >= 1 and schedule.plateau_factor in (0, 1)")]
+    for ok, message in rules:
+        if not ok:
+            raise GenImageError(message)
+    build_mixup(a, cfg.loss, 2, 0)  # Mixup's own checks (alphas, probabilities, loss 'ce')
 
 
 def resolve_run_batch(cfg: RecipeConfig, world_size: int) -> None:
@@ -39,6 +55,7 @@ class RecipeParts:
 
     def __init__(self, cfg: RecipeConfig, net: nn.Module, schedule: LRSchedule, rank: int,
                  world_size: int) -> None:
+        check_recipe_keys(cfg)
         self.cfg, self.schedule = cfg, schedule
         self.mixup = build_mixup(cfg.aug, cfg.loss, num_classes_of(net), cfg.train.seed)
         self.rank = rank
@@ -114,6 +131,7 @@ def describe_recipe(cfg: RecipeConfig, model: nn.Module, world_size: int = 1) ->
 
     from genimage_fast.engine.optim import param_groups
 
+    check_recipe_keys(cfg)
     run = _copy.deepcopy(cfg)
     resolve_run_batch(run, world_size)
     eff = effective_lrs(run, world_size)
