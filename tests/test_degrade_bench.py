@@ -10,6 +10,7 @@ import pytest
 from genimage_fast.bench.degrade import bench_degrade_command, photo_batch
 from genimage_fast.cli import main
 from genimage_fast.errors import GenImageError
+from tests.conftest import requires_cuda
 
 
 def test_bench_degrade_writes_rows_and_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,3 +41,15 @@ def test_bench_degrade_rejects_bad_options() -> None:
         bench_degrade_command(batch_size=1, image_size=16, ops="jpeg", backends="triton", iters=1, device="cpu")
     with pytest.raises(GenImageError):
         bench_degrade_command(batch_size=1, image_size=16, ops="jpeg", backends="gpu", iters=1, device="cpu")
+
+
+@requires_cuda
+def test_bench_degrade_on_cuda_has_kernel_and_api_rows(tmp_path: Path) -> None:
+    out = tmp_path / "degrade.json"
+    assert bench_degrade_command(batch_size=8, image_size=64, ops="jpeg,blur", backends="triton,torch", iters=2,
+                                 device="cuda", json_path=str(out)) == 0
+    payload = json.loads(out.read_text())
+    rows = {r["name"]: r for r in payload["results"]}
+    for name in ("jpeg/triton", "jpeg/triton-kernel", "jpeg/torch", "blur/triton", "blur/triton-kernel"):
+        assert rows[name]["images"] >= 256 * 20 and rows[name]["extra"]["timer"] == "cuda-events", name
+    assert payload["settings"]["batch_size"] == 256 and payload["settings"]["requested_batch_size"] == 8
