@@ -106,6 +106,10 @@ class RecordFormat(ABC):
         """Whether a chunk a done-marker describes is still on disk (resume check)."""
 
     @abstractmethod
+    def chunk_files(self, out: Path, entry: dict[str, Any]) -> list[Path]:
+        """The files write_chunk wrote for this entry (their sizes and hashes go into the marker)."""
+
+    @abstractmethod
     def finalize_split(self, out: Path, split: str, chunks: list[dict[str, Any]], spec: StoreSpec,
                        workers: int) -> dict[str, Any]:
         """Produce the split's final files; return its manifest entry {count, files, sidecars}."""
