@@ -29,7 +29,8 @@ MODELS = {
     "demo_cnn": ["model.name=demo_cnn", "model.kwargs={dropout: 0.3}"],
     "gramnet": ["model.name=gramnet", "loss.name=nll"],  # Dropout(0.5) in its head
     "swin_t": ["model.name=swin_t", "model.kwargs={img_size: 32, embed_dim: 24, depths: [1, 1, 2, 1], "
-               "num_heads: [1, 1, 2, 2], window_size: 2, drop_path_rate: 0.2}"],
+               "num_heads: [1, 1, 2, 2], window_size: 2, drop_path_rate: 0.2}",
+               "aug.mixup=0.8", "aug.cutmix=1.0", "aug.ema_decay=0.99"],  # its recipe's regularisers
 }
 PER_EPOCH = 12  # batches of 8 in the conftest demo tree's train split (checked below)
 

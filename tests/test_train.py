@@ -32,7 +32,7 @@ DEMO = ROOT / "recipes" / "demo.yaml"
 TINY = ["data.image_size=32", "data.num_workers=0", "train.batch_size=8", "train.log_every=1", "train.device=cpu",
         "train.precision=fp32"]
 SUMMARY_KEYS = {"recipe", "model", "epochs", "steps", "world_size", "images_per_second", "val_accuracy",
-                "selection", "wall_seconds"}
+                "selection", "wall_seconds", "backend"}
 
 
 @pytest.fixture(scope="module")

@@ -446,6 +446,7 @@ class Trainer:
             "epochs": round(s.step / self.steps_per_epoch, 4),
             "steps": s.step,
             "world_size": ctx.world_size,
+            "backend": self.loader.name,  # which loader ran (auto never picks silently)
             "images_per_second": window.overall_images_per_second(),
             "val_accuracy": {} if self.selection else s.last_val,  # a selection run never scores val
             **({"selection_accuracy": s.last_val} if self.selection else {}),
@@ -537,6 +538,8 @@ def train(recipe: str | Path, data: str | Path | None, val: str | Path | None = 
             run.write_config(cfg, {"data": str(data), "val": str(val) if val else None,
                                    "world_size": ctx.world_size, "device": str(ctx.device),
                                    "torch": torch.__version__, "resumed_from_step": trainer.state.step,
+                                   "backend": trainer.loader.name,
+                                   "val_backend": trainer.val_loader.name if trainer.val_loader else None,
                                    "effective": trainer.parts.effective,  # scaled lrs, global batch
                                    "pretrained": pretrained_record(trainer.net)})  # init file + sha256
         barrier(ctx)

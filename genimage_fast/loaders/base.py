@@ -12,6 +12,7 @@ backend that is not installed or cannot read the format is a GenImageError, neve
 from __future__ import annotations
 
 import dataclasses
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -125,11 +126,25 @@ def locate_file(records, split: str, index: int) -> str:
     return str(records.root)
 
 
+_SKIPPED: set[str] = set()
+
+
+def _log_skip_once(name: str, why: str) -> None:
+    if name not in _SKIPPED:
+        _SKIPPED.add(name)
+        logging.getLogger(__name__).warning("backend auto: skipping the %s loader (%s); using cpu", name, why)
+
+
 def choose_backend(backend: str, fmt: str) -> str:
     """Apply the auto rule, or check an explicit choice (installed and able to read `fmt`)."""
     if backend == "auto":  # a format-specific backend that is installed, else the universal cpu one
         native = [name for name in LOADERS.names() if LOADERS.get(name).formats == (fmt,)]
-        return next((name for name in native if LOADERS.get(name).missing() is None), "cpu")
+        for name in native:
+            why = LOADERS.get(name).missing()
+            if why is None:
+                return name
+            _log_skip_once(name, why)  # never silent: say once per process why auto passed it over
+        return "cpu"
     cls = LOADERS.get(backend)
     if fmt not in cls.formats:
         raise GenImageError(f"the {backend} loader cannot read {fmt} records; it reads: {', '.join(cls.formats)} "
