@@ -240,10 +240,14 @@ class Plateau:
         self.loss_sum = self.loss_sum + loss.detach().float()
         self.loss_count += 1
 
+    def epoch_mean_loss(self) -> torch.Tensor:
+        """The epoch's mean training loss so far (a tensor where the losses live; ranks average it)."""
+        total = self.loss_sum if isinstance(self.loss_sum, torch.Tensor) else torch.tensor(float(self.loss_sum))
+        return total / max(1, self.loss_count)
+
     def end_epoch(self, score: float | None) -> bool:
         if score is None:  # no selection set: the epoch's mean training loss (lower is better)
-            mean = float(self.loss_sum) / max(1, self.loss_count)  # one host sync per epoch
-            score = -mean
+            score = -float(self.epoch_mean_loss())  # one host sync per epoch
         self.loss_sum, self.loss_count = 0.0, 0
         self.history.append(float(score))
         if self.best is None or score >= self.best + self.delta:

@@ -92,7 +92,13 @@ class RecipeParts:
             return True
         s = trainer.state
         on_selection = bool(trainer.selection) and s.last_val_step == s.step and "mean" in s.last_val
-        keep_going = self.schedule.end_epoch(s.last_val["mean"] if on_selection else None)
+        if on_selection:  # validate() already gathered every rank's predictions
+            score = s.last_val["mean"]
+        else:  # every rank must take the same decision: the ranks' mean training loss
+            from genimage_fast.engine.distributed import all_reduce_mean
+
+            score = -float(all_reduce_mean(self.schedule.plateau.epoch_mean_loss().to(trainer.device), trainer.ctx))
+        keep_going = self.schedule.end_epoch(score)
         p = self.schedule.plateau
         trainer.metrics.write({"step": s.step, "epoch": s.epoch - 1, "plateau_monitor":
                                "selection_accuracy" if on_selection else "train_loss", "plateau_score": p.history[-1],
