@@ -48,6 +48,7 @@ def make_trainer(name: str, records: Path, device: str, monkeypatch: pytest.Monk
     size = SIZES.get(name, 32)
     overrides = (f"data.image_size={size}", f"data.resize_size={size + size // 8}", "train.batch_size=2",
                  "data.backend=cpu", "data.num_workers=0", f"train.device={device}", "train.compile=false",
+                 "train.global_batch_size=0", "aug.repeated_aug=1",  # sampler and batch plan: loader-side, not the step
                  *MODEL_KWARGS.get(name, ()))
     cfg = load_config(RECIPES / f"{name}.yaml", overrides)
     if device == "cpu":

@@ -20,6 +20,7 @@ from genimage_fast.bench.common import Measurement, report
 from genimage_fast.config import load_config
 from genimage_fast.devices import resolve_device
 from genimage_fast.engine.distributed import DistContext
+from genimage_fast.engine.syncs import count_syncs
 from genimage_fast.engine.train import Trainer
 
 
@@ -63,15 +64,24 @@ def bench_train(recipe: str, data: str, steps: int = 20, warmup: int = 5, overri
         return sum(len(next(batches)) for _ in range(accum))
 
     rows = []
+    start = time.perf_counter()  # the first step pays torch.compile / cuDNN autotuning: reported apart
+    synthetic_step()
+    sync()
+    first_step = time.perf_counter() - start
     for name, fn, baseline in (("train/synthetic", synthetic_step, True), ("train/loader", loader_step, False),
                                ("loader only", loader_only, False)):
         images, seconds = _timed(fn, steps, warmup, sync)
         rows.append(Measurement(name, images, seconds, baseline=baseline))
+    # Host syncs in one (steady-state) step, counted by engine.syncs.SyncCounter on any device; the
+    # unfused CPU Adam's step-counter reads show up here although they are host values (issue #17).
+    syncs = count_syncs(synthetic_step).as_dict()
     settings = {"recipe": cfg.recipe, "model": cfg.model.name, "image_size": cfg.data.image_size,
                 "batch_size": cfg.train.batch_size, "grad_accum": accum, "precision": cfg.train.precision,
                 "channels_last": cfg.train.channels_last, "compile": cfg.train.compile,
-                "backend": type(trainer.loader).__name__, "num_workers": cfg.data.num_workers,
-                "device": str(dev), "steps": steps, "warmup": warmup, "data": str(data)}
+                "backend": type(trainer.loader).__name__, "decoder": getattr(trainer.loader, "decoder", None),
+                "num_workers": cfg.data.num_workers,
+                "device": str(dev), "steps": steps, "warmup": warmup, "data": str(data),
+                "first_step_seconds": round(first_step, 3), "host_syncs_per_step": syncs}
     return rows, settings
 
 
