@@ -23,16 +23,19 @@ def test_counter_sees_each_kind_of_sync() -> None:
     }
     for kind, fns in cases.items():
         for fn in fns:
-            counts = count_syncs(fn)
+            counts = count_syncs(fn, cpu_scalars=True)  # the CPU stands in for the device
             assert getattr(counts, kind) == 1 and counts.total == 1, (kind, counts.as_dict())
     # Ordinary device work and host-side reads of host data are not syncs.
     quiet = count_syncs(lambda: (x * 2 + 1, x @ x, torch.where(mask, x, 0.0), x.numpy().sum(), x.tolist(),
-                                 torch.full((3,), 7), torch.tensor([1, 2])))
+                                 torch.full((3,), 7), torch.tensor([1, 2])), cpu_scalars=True)
     assert quiet.total == 0, quiet.as_dict()
+    # Where a GPU does the device work, host-side reads of CPU tensors are not syncs.
+    host = count_syncs(lambda: (x.sum().item(), x[mask], torch.nonzero(x)), cpu_scalars=False)
+    assert host.total == 0, host.as_dict()
 
 
 def test_counter_reports_where() -> None:
-    with SyncCounter() as c:
+    with SyncCounter(cpu_scalars=True) as c:
         int(torch.ones(1))
     assert c.counts.where and "_local_scalar_dense" in c.counts.where[0]
 
@@ -62,7 +65,7 @@ def test_degrade_calls_make_no_host_sync_on_the_device_path(images: torch.Tensor
     scalar read, data-dependent shape and device copy the call would make on a GPU is counted."""
     for name, call in _calls(images, "torch").items():
         call()  # fills the per-device caches
-        counts = count_syncs(call)
+        counts = count_syncs(call, cpu_scalars=True)
         assert counts.total == 0, (name, counts.as_dict())
 
 
@@ -88,11 +91,11 @@ def test_triton_launchers_make_no_host_sync(images: torch.Tensor, monkeypatch: p
     for name, call in _calls(images, "triton").items():
         call()
         launches.clear()
-        counts = count_syncs(call)
+        counts = count_syncs(call, cpu_scalars=True)
         assert counts.total == 0, (name, counts.as_dict())
         if name.startswith(("jpeg", "blur", "apply", "cnnspot")):
             assert launches, name  # the kernels were launched, not bypassed
-    assert count_syncs(lambda: degrade.cnnspot(images, 1.0, 1.0, generator=torch.Generator())).total == 0
+    assert count_syncs(lambda: degrade.cnnspot(images, 1.0, 1.0, generator=torch.Generator()), True).total == 0
 
 
 def test_host_checks_still_reject_bad_values(images: torch.Tensor) -> None:

@@ -10,6 +10,9 @@
   * `data_dependent`: ops whose output shape depends on device values (`nonzero`, boolean-mask
     indexing, `masked_select`, `unique`, ...), which sync on CUDA. Counted on every device, so a
     CPU test sees them too.
+Scalar reads and data-dependent ops on CPU tensors are host work, not syncs, where a GPU does the
+device work; on a machine without CUDA they are counted, since there the CPU stands in for the
+device (`cpu_scalars=None`, the default, picks by `torch.cuda.is_available()`).
 `.tolist()` / `.numpy()` of a CPU tensor do not dispatch, so host-side code may read host tensors
 (e.g. draws from a CPU generator) freely; on CUDA the same calls on a device tensor are copies and
 count. On a GPU, `cuda_sync_debug("error")` adds the driver-level check.
@@ -81,10 +84,14 @@ class _FactoryWatch(TorchFunctionMode):
 class SyncCounter(TorchDispatchMode):
     """with SyncCounter() as c: step(); assert c.counts.total == 0, c.counts.where"""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_scalars: bool | None = None) -> None:
         super().__init__()
         self.counts = SyncCounts()
+        self.cpu_scalars = (not torch.cuda.is_available()) if cpu_scalars is None else cpu_scalars
         self._factories = _FactoryWatch(self)
+
+    def _on_device(self, t: object) -> bool:
+        return isinstance(t, torch.Tensor) and (self.cpu_scalars or t.device.type != "cpu")
 
     def __enter__(self) -> SyncCounter:
         self._factories.__enter__()
@@ -110,10 +117,12 @@ class SyncCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         name = str(func)
         if func is aten._local_scalar_dense.default:
-            self._hit("scalar_reads", f"{name} on {args[0].device}")
+            if self._on_device(args[0]):
+                self._hit("scalar_reads", f"{name} on {args[0].device}")
         elif func in _DATA_DEPENDENT:
-            self._hit("data_dependent", name)
-        elif func is aten.index.Tensor and any(
+            if self._on_device(args[0]):
+                self._hit("data_dependent", name)
+        elif func is aten.index.Tensor and self._on_device(args[0]) and any(
                 isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in args[1]):
             self._hit("data_dependent", f"{name} with a boolean mask")
         elif func is aten._to_copy.default:
@@ -128,9 +137,9 @@ class SyncCounter(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def count_syncs(fn: Callable[[], object]) -> SyncCounts:
+def count_syncs(fn: Callable[[], object], cpu_scalars: bool | None = None) -> SyncCounts:
     """Run fn() once under a SyncCounter and return what it counted."""
-    with SyncCounter() as counter:
+    with SyncCounter(cpu_scalars) as counter:
         fn()
     return counter.counts
 
