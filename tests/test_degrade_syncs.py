@@ -89,6 +89,8 @@ def test_triton_launchers_make_no_host_sync(images: torch.Tensor, monkeypatch: p
     monkeypatch.setattr(jpeg_triton, "jpeg_round_trip_kernel", Recorder("jpeg"))
     monkeypatch.setattr(blur_triton, "blur_pass_kernel", Recorder("blur"))
     for name, call in _calls(images, "triton").items():
+        if name == "low_resolution":  # no Triton kernel: backend="triton" is rejected (test_lowres_backend.py)
+            continue
         call()
         launches.clear()
         counts = count_syncs(call, cpu_scalars=True)

@@ -166,6 +166,13 @@ def _gpu_time(fn: Callable[[torch.Tensor], object], inputs: list[torch.Tensor], 
     return inputs[0].shape[0] * t["calls"], t["ms_median"] * t["calls"] / 1e3
 
 
+def no_kernel(op: str, backend: str) -> str | None:
+    """Why a row cannot be measured under this backend's name (so no row is named after what did not run)."""
+    if op == "lowres" and backend == "triton":
+        return "lowres/triton (no Triton kernel: torch's interpolation is the lowres/torch row)"
+    return None
+
+
 def _backends(text: str, device: torch.device) -> list[str]:
     """'auto' = every path that makes sense on the device; else a comma list of cpu,torch,triton,dali."""
     if text == "auto":
@@ -217,6 +224,9 @@ def bench_degrade_command(batch_size: int = 64, image_size: int = 224, ops: str 
                     continue
                 n, secs = time_call(run, batch_size, iters, sync=sync)
                 rows.append(Measurement(f"{op_name}/dali", n, secs, extra={"device": str(dev), "timer": "wall"}))
+                continue
+            if (why := no_kernel(op_name, backend)) is not None:
+                skipped.append(why)
                 continue
             api = "auto" if backend == "cpu" else backend  # the CPU path is what auto runs there
             if cuda:

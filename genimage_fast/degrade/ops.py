@@ -162,9 +162,13 @@ def low_resolution(x: torch.Tensor, size: int, backend: str = "auto") -> torch.T
     """Antialiased bilinear resize to size x size -> uint8 [N, 3, size, size].
 
     Every backend runs torch's antialiased interpolation (one fused kernel on CPU and CUDA, the
-    same filter as PIL's BILINEAR reduce); backend is validated for a uniform API."""
+    same filter as PIL's BILINEAR reduce). There is no Triton kernel for it, so backend="triton" is
+    a ValueError rather than torch's kernel run under Triton's name; "auto" runs torch's everywhere."""
     x = check_images(x)
     size = check_size(size)
+    if backend == "triton":
+        raise ValueError("low_resolution has no Triton kernel (torch's antialiased interpolation is the kernel on "
+                         "every device); use backend='auto' or 'torch'")
     resolve_backend(backend, x)
     y = F.interpolate(x.to(torch.float32), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return torch.floor(y + 0.5).clamp_(0, 255).to(torch.uint8)
