@@ -107,7 +107,9 @@ def test_assembled_batches_equal_the_cpu_backend(make_records) -> None:
 def test_applies_only_on_the_cuda_box_path() -> None:
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     box = SimpleNamespace(device=cuda, pipeline=None, fast_jpeg=False)
-    assert applies(box) == (nvjpeg_missing() is None)
+    assert applies(box) == (nvjpeg_missing("cuda") is None)
+    if not torch.cuda.is_available():
+        assert nvjpeg_missing("cuda") == "CUDA is not available" and not applies(box)
     assert not applies(SimpleNamespace(device=cpu, pipeline=None, fast_jpeg=False))
     assert not applies(SimpleNamespace(device=cuda, pipeline=object(), fast_jpeg=False))
     assert not applies(SimpleNamespace(device=cuda, pipeline=None, fast_jpeg=True))
@@ -116,8 +118,7 @@ def test_applies_only_on_the_cuda_box_path() -> None:
 @requires_cuda
 @pytest.mark.parametrize("train", [True, False])
 def test_cuda_nvjpeg_loader_matches_the_cpu_decode(make_records, train: bool) -> None:
-    if nvjpeg_missing():
-        pytest.skip(nvjpeg_missing())
+    assert nvjpeg_missing("cuda:0") is None  # the GPU machine's torchvision has nvJPEG
     kw = dict(backend="cpu", train=train, image_size=48, batch_size=8, num_workers=1, seed=5)
     records = make_records("dali")
     gpu = build_loader(records, device="cuda", **kw)

@@ -35,22 +35,25 @@ _NVJPEG_SOF = (0xC0, 0xC1, 0xC2)  # baseline, extended and progressive Huffman: 
 _SOF = {m for m in range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}  # frame markers (C4 DHT, C8 JPG, CC DAC are not)
 
 
-@functools.lru_cache(maxsize=1)
-def nvjpeg_missing() -> str | None:
-    """Why torchvision cannot decode JPEGs on CUDA here, or None."""
+@functools.lru_cache(maxsize=8)
+def nvjpeg_missing(device: str = "cuda") -> str | None:
+    """Why torchvision cannot decode JPEGs on `device` here, or None (tried once on a tiny JPEG)."""
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
     try:
-        import torchvision.io  # noqa: F401 - loads torchvision's image ops
-    except Exception as err:  # noqa: BLE001 - any import failure means no GPU decode
-        return f"torchvision.io does not import ({type(err).__name__}: {err})"
-    if not hasattr(torch.ops.image, "decode_jpegs_cuda"):
-        return "torchvision was built without its CUDA JPEG decoder"
+        from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+
+        probe = encode_jpeg(torch.zeros(3, 8, 8, dtype=torch.uint8))
+        decode_jpeg([probe], mode=ImageReadMode.RGB, device=device)
+    except Exception as err:  # noqa: BLE001 - any failure means no GPU decode: the workers decode
+        return f"torchvision cannot decode JPEGs on {device} ({type(err).__name__}: {err})"[:300]
     return None
 
 
 def applies(loader) -> bool:  # noqa: ANN001 - a loaders.base.Loader
     """The cpu backend hands JPEGs to nvJPEG: CUDA device, box path, full-size decode, nvJPEG present."""
     return (loader.device.type == "cuda" and loader.pipeline is None and not loader.fast_jpeg
-            and nvjpeg_missing() is None)
+            and nvjpeg_missing(str(loader.device)) is None)
 
 
 def jpeg_frame(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[int, int, int] | None:
