@@ -188,3 +188,41 @@ def test_ranks_draw_distinct_dropout_masks_and_a_rank_repeats_its_own() -> None:
 
     assert torch.equal(mask(0), mask(0))
     assert not torch.equal(mask(0), mask(1))
+
+
+# -- DDP (gloo, 2 processes) ----------------------------------------------------------------------------
+
+
+def _torchrun(records: Path, run: Path, overrides: list[str], resume: bool = False) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    cmd = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2", "-m",
+           "genimage_fast", "train", str(DEMO), "--data", str(records), "--out", str(run),
+           "--set", *overrides, *(["--resume"] if resume else [])]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.heavy
+def test_ddp_two_ranks_resume_bit_identical_with_each_ranks_own_rng(records: Path, tmp_path: Path) -> None:
+    """Each rank has its own dropout stream and gets its own RNG state back: were rank 1 given rank
+    0's state (or the same seed), its masks, hence the averaged gradients, would differ."""
+    base = [*TINY, *MODELS["demo_cnn"], "train.log_every=1", "train.epochs=2", "train.val_every=0"]
+    total = 8  # 6 steps per epoch at 2 ranks x 8: the stop (max_steps=4) is mid-epoch
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    _torchrun(records, straight, [*base, f"train.max_steps={total}"])
+    _torchrun(records, split, [*base, "train.max_steps=4"])
+    ckpt = torch.load(split / "checkpoints/last.pt", map_location="cpu", weights_only=True)
+    rank0, rank1 = ckpt["rng_by_rank"]
+    assert not torch.equal(rank0["torch"], rank1["torch"])  # distinct per-rank streams, both saved
+    _torchrun(records, split, [*base, f"train.max_steps={total}"], resume=True)
+    a = [r for r in _lines(straight) if "loss" in r]
+    b = [r for r in _lines(split) if "loss" in r]
+    assert a == b and len(a) == total
+    final_a, final_b = _model(straight), _model(split)
+    for key in final_a:
+        assert torch.equal(final_a[key], final_b[key]), key
