@@ -119,3 +119,15 @@ def test_cuda_f3net_heads_and_gram_ignore_tf32(restore_backends) -> None:
             g = gram_matrix(torch.randn(2, 8, 16, 16, device="cuda"))
     torch.testing.assert_close(tf32, ref, rtol=1e-6, atol=1e-6)
     assert g.dtype == torch.float32
+
+
+def test_model_throughput_measures_what_training_runs(restore_backends) -> None:
+    """models/throughput.py: cuDNN autotuning on CUDA (as the trainer), bs 256 there, 64 on the CPU."""
+    from genimage_fast.models.throughput import DEFAULT_BATCH, configure_cuda_backends, measure_fwd_bwd
+
+    torch.backends.cudnn.benchmark = False
+    assert configure_cuda_backends(torch.device("cuda")) and torch.backends.cudnn.benchmark
+    assert not configure_cuda_backends(torch.device("cpu"))
+    assert DEFAULT_BATCH == {"cuda": 256, "cpu": 64}
+    m = measure_fwd_bwd("demo_cnn", device="cpu", precision="fp32", iters=1, warmup=0, image_size=16)
+    assert m.extra["batch"] == 64 and m.extra["cudnn_benchmark"] is False and m.images == 64

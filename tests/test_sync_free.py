@@ -94,3 +94,15 @@ def test_cuda_step_passes_sync_debug_error_mode(name: str, records: Path, monkey
         loss, _ = trainer.train_step([batch])
     assert counter.counts.total == 0, counter.counts.as_dict()
     assert torch.isfinite(loss)
+
+
+def test_bench_train_reports_host_syncs_and_the_first_step_apart(records: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from genimage_fast.bench.train import bench_train
+
+    monkeypatch.setattr(train_module, "build_optimizer", _fused_everywhere)
+    rows, settings = bench_train(str(RECIPES / "demo.yaml"), str(records), steps=1, warmup=0, device="cpu",
+                                 overrides=("train.batch_size=2", "data.image_size=32", "data.num_workers=0"))
+    assert settings["host_syncs_per_step"]["total"] == 0, settings["host_syncs_per_step"]
+    assert settings["first_step_seconds"] > 0 and settings["decoder"] == "full"
+    assert [r.name for r in rows] == ["train/synthetic", "train/loader", "loader only"]
