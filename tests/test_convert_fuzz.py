@@ -195,3 +195,14 @@ def test_unexpected_decoder_exceptions_become_rejects_with_type_and_message(tmp_
     assert reasons == ["decoder error: IndexError: list index out of range",
                        "decoder error: struct.error: unpack requires a buffer",
                        "decoder error: zlib.error: Error -3 while decompressing data", "decoder error: MemoryError"]
+
+
+def test_match_real_quality_pass_survives_damaged_reals(tmp_path: Path) -> None:
+    """--store match-real reads every real's quantisation tables before converting: damaged JPEGs
+    must not crash that pre-pass either (they are rejected by the convert itself)."""
+    from genimage_fast.records import convert
+
+    tree = tmp_path / "tree"
+    cases = _make_tree(tree, seed=3, n=40)
+    manifest = convert(tree, tmp_path / "rec", fmt="dali", store="match-real", progress=False)
+    assert manifest["splits"]["train"]["count"] + manifest["rejects"] == len(cases)

@@ -63,11 +63,12 @@ def fingerprint(settings: dict[str, Any], items: Sequence[Item]) -> str:
 
 
 def real_quality(path: str) -> int:
-    """The estimated quality of a real image (-1 for unreadable or non-JPEG files)."""
+    """The estimated quality of a real image (-1 for unreadable, corrupt or non-JPEG files: the
+    convert itself rejects them, this pre-pass must not crash on them)."""
     try:
         with open(path, "rb") as fh:
             return estimate_jpeg_quality(fh.read())
-    except OSError:
+    except Exception:  # noqa: BLE001 - whatever a damaged header makes the table parser raise
         return -1
 
 
