@@ -59,8 +59,6 @@ def run_geometry(cfg: RecipeConfig, world_size: int, records: str | Path) -> dic
         "data.generators": ",".join(generator_name(g) for g in gens) if gens is not None else "all",
         "data.selection_fraction": float(cfg.data.selection_fraction),  # which train images are held out
         "record set (train split files)": record_set_identity(records),
-        # the held-out selection part of train (EVAL's key) changes which samples train sees
-        "data.selection_fraction": float(getattr(cfg.data, "selection_fraction", 0.0)),
     }
 
 
