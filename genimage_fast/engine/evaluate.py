@@ -344,30 +344,31 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
-def average_precision_by_generator(scores: np.ndarray, labels: np.ndarray,
-                                   generators: np.ndarray) -> dict[str, float | None]:
+def average_precision_by_generator(scores: np.ndarray, labels: np.ndarray, generators: np.ndarray,
+                                   names: dict[int, str] | None = None) -> dict[str, float | None]:
     """{generator_name: AP over that subset's reals and fakes, "mean": mean of the defined ones}."""
     result: dict[str, float | None] = {}
     for gen in sorted(int(g) for g in np.unique(generators)):
         mask = generators == gen
-        result[generator_name(gen)] = average_precision(labels[mask], scores[mask])
+        result[generator_name(gen, names)] = average_precision(labels[mask], scores[mask])
     if result:
         result["mean"] = _mean(result.values())
     return result
 
 
-def summarize(predictions: Predictions) -> dict[str, Any]:
-    """Accuracy (all / real / fake) and AP per spec and generator, plus per-generator counts."""
+def summarize(predictions: Predictions, names: dict[int, str] | None = None) -> dict[str, Any]:
+    """Accuracy (all / real / fake) and AP per spec and generator, plus per-generator counts; `names`
+    names other benchmarks' generators (RecordSet.generator_names)."""
     labels, generators = predictions.labels, predictions.generators
     real, fake = labels == 0, labels == 1
     out: dict[str, Any] = {"accuracy": {}, "real_accuracy": {}, "fake_accuracy": {}, "average_precision": {}}
     for spec, scores in predictions.scores.items():
-        out["accuracy"][spec] = accuracy_by_generator(scores, labels, generators)
-        out["real_accuracy"][spec] = accuracy_by_generator(scores[real], labels[real], generators[real])
-        out["fake_accuracy"][spec] = accuracy_by_generator(scores[fake], labels[fake], generators[fake])
-        out["average_precision"][spec] = average_precision_by_generator(scores, labels, generators)
+        out["accuracy"][spec] = accuracy_by_generator(scores, labels, generators, names=names)
+        out["real_accuracy"][spec] = accuracy_by_generator(scores[real], labels[real], generators[real], names=names)
+        out["fake_accuracy"][spec] = accuracy_by_generator(scores[fake], labels[fake], generators[fake], names=names)
+        out["average_precision"][spec] = average_precision_by_generator(scores, labels, generators, names)
     out["counts"] = {
-        generator_name(gen): {"real": int((real & (generators == gen)).sum()),
+        generator_name(gen, names): {"real": int((real & (generators == gen)).sum()),
                               "fake": int((fake & (generators == gen)).sum())}
         for gen in sorted(int(g) for g in np.unique(generators))
     }
@@ -427,8 +428,18 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def generator_columns(by_generator: dict[str, Any]) -> list[str]:
-    """The 8 generators in paper order, plus 'unknown' when the records had unlabelled subsets."""
-    return list(GENERATOR_NAMES) + (["unknown"] if "unknown" in by_generator else [])
+    """The 8 generators in paper order, plus 'unknown' when the records had unlabelled subsets; with
+    other benchmarks' generators, the GenImage ones present, then the others by name."""
+    other = sorted(k for k in by_generator if k not in GENERATOR_NAMES and k not in ("unknown", "mean"))
+    own = [g for g in GENERATOR_NAMES if g in by_generator or not other]
+    return own + other + (["unknown"] if "unknown" in by_generator else [])
+
+
+def benchmark_name(generators: Sequence[str], data: str | Path) -> str:
+    """'genimage' when every tested generator is one of GenImage's, else the records folder's name."""
+    if all(g in GENERATOR_NAMES or g == "unknown" for g in generators):
+        return "genimage"
+    return Path(data).resolve().name
 
 
 def generator_header(first: str, columns: Sequence[str], avg: str = "Avg Acc.(%)") -> list[str]:
@@ -497,12 +508,12 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 
 
-def predictions_csv(predictions: Predictions, paths: Sequence[str]) -> str:
+def predictions_csv(predictions: Predictions, paths: Sequence[str], extra: dict[int, str] | None = None) -> str:
     """One row per image and spec: path,generator,label,spec,score,pred (score = P(fake))."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(PREDICTION_COLUMNS)
-    names = [generator_name(int(g)) for g in predictions.generators]
+    names = [generator_name(int(g), extra) for g in predictions.generators]
     for spec, scores in predictions.scores.items():
         preds = (scores >= THRESHOLD).astype(np.int64)
         for row, index in enumerate(predictions.indices):
@@ -552,7 +563,7 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
     results: dict[str, Any] = {
         "checkpoint": str(loaded.checkpoint),
         "data": str(data),
-        **summarize(predictions),
+        **summarize(predictions, records.generator_names),
         "protocol": protocol,
         "split": split,
         "recipe": cfg.recipe,
@@ -565,12 +576,14 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
         "wall_seconds": round(seconds, 3),
         "images_per_second": round(len(predictions.labels) * len(specs) / max(seconds, 1e-9), 1),
     }
+    results["benchmark"] = benchmark_name(list(results["counts"]), data)  # cross-benchmark tables key on it
     if out is not None:
         out = Path(out)
         atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
         atomic_write_text(out / "results.md", results_markdown(results))
         if save_predictions:
-            atomic_write_text(out / "predictions.csv", predictions_csv(predictions, records.split(split).meta["path"]))
+            atomic_write_text(out / "predictions.csv", predictions_csv(predictions, records.split(split).meta["path"],
+                                                                       records.generator_names))
     return results
 
 

@@ -31,12 +31,13 @@ def _as_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-def accuracy_by_generator(scores: Any, labels: Any, generators: Any,
-                          threshold: float = THRESHOLD) -> dict[str, float]:
+def accuracy_by_generator(scores: Any, labels: Any, generators: Any, threshold: float = THRESHOLD,
+                          names: Mapping[int, str] | None = None) -> dict[str, float]:
     """{generator_name: accuracy, ..., "mean": mean over those generators} as fractions 0-1.
 
     scores: probability of fake per image; labels: 0 real / 1 fake; generators: generator id per
-    image (-1 = unknown, reported under generator_name(-1)). Empty input gives {}.
+    image (-1 = unknown, reported under generator_name(-1)); names: other benchmarks' generators
+    (the records' generator_names). Empty input gives {}.
     """
     scores, labels, generators = _as_numpy(scores), _as_numpy(labels), _as_numpy(generators)
     if not (len(scores) == len(labels) == len(generators)):
@@ -45,7 +46,7 @@ def accuracy_by_generator(scores: Any, labels: Any, generators: Any,
     result: dict[str, float] = {}
     for gen in sorted(int(g) for g in np.unique(generators)):
         mask = generators == gen
-        result[generator_name(gen)] = float(correct[mask].mean())
+        result[generator_name(gen, names)] = float(correct[mask].mean())
     if result:
         result["mean"] = float(np.mean(list(result.values())))
     return result

@@ -22,6 +22,7 @@ from genimage_fast.engine.evaluate import (
     MISSING,
     describe_protocol,
     format_percent,
+    generator_columns,
     markdown_table,
     method_title,
     spec_title,
@@ -30,7 +31,15 @@ from genimage_fast.generators import BY_NAME, GENERATOR_NAMES
 from genimage_fast.reports import tables
 from genimage_fast.reports.fidelity import Footnotes, Note, cell_notes, run_notes
 from genimage_fast.reports.heatmap import save_heatmap
-from genimage_fast.reports.paper_numbers import PAPER_TABLES, TABLE2, TABLE3, TABLE4, TABLE5, PaperTable
+from genimage_fast.reports.paper_numbers import (
+    PAPER_TABLES,
+    REFERENCE_TABLES,
+    TABLE2,
+    TABLE3,
+    TABLE4,
+    TABLE5,
+    PaperTable,
+)
 from genimage_fast.reports.runs import ALL, RunResult, load_run_results
 from genimage_fast.reports.tables import AVG, Table
 
@@ -165,20 +174,54 @@ class _Marks:
         return f"\nProtocol: {'; '.join(parts)}.\n" + self.footnotes.legend()
 
 
+def _cross_benchmark(runs: Sequence[RunResult], data: dict[str, Any]) -> list[str]:
+    """Runs tested on other benchmarks: per benchmark, rows = method x training set, columns = its generators."""
+    md: list[str] = []
+    for bench in sorted({r.benchmark for r in runs} - {"genimage"}):
+        mine = [r for r in runs if r.benchmark == bench]
+        table: Table = {}
+        for r in mine:
+            acc = r.accuracy("none") or next(iter(r.results["accuracy"].values()))
+            table[_label(r.method, r.train_key)] = {**{k: v for k, v in acc.items() if k != "mean"},
+                                                    AVG: acc.get("mean")}
+        columns = generator_columns({k: None for row in table.values() for k in row if k != AVG})
+        data["cross_benchmark"][bench] = table
+        md.append(f"\n### Trained on GenImage, tested on `{bench}` (accuracy, %)\n\n"
+                  + _render(table, columns, "label"))
+        specs = sorted({s for r in mine for s in r.results["accuracy"]} - {"none"})
+        if specs:
+            md.append(f"\n(degraded evaluations on `{bench}`: {', '.join(specs)}, in each run's results.md)\n")
+    return md
+
+
+def _reference_tables() -> list[str]:
+    """Published numbers beyond the GenImage paper (paper_numbers.REFERENCE_TABLES), cited."""
+    md = ["\n## Reference numbers beyond the paper\n"]
+    for table in REFERENCE_TABLES.values():
+        rows = [[row, *(format_percent(v / 100.0) for k, v in cells.items() if k != "avg"),
+                 format_percent(cells["avg"] / 100.0)] for row, cells in table.rows.items()]
+        md.append(f"\n{table.caption}. Source: {table.reference}.\n\n"
+                  + markdown_table(["Setting", *table.columns, "Avg Acc.(%)"], rows))
+    return md
+
+
 def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], str]:
     """All tables (fractions) and the markdown; draws the heatmaps into `out`."""
+    elsewhere = [r for r in runs if r.benchmark != "genimage"]  # tested on other benchmarks
+    runs = [r for r in runs if r.benchmark == "genimage"]
     gens = list(GENERATOR_NAMES)
     marks = _Marks(runs)
     data: dict[str, Any] = {
         "inputs": [{"source": str(r.source), "method": r.method, "trained_on": r.train_key,
                     "protocol": r.results.get("protocol")} for r in runs],
-        "table2": {}, "table3": {}, "table4": {}, "table5": {}, "figures": [],
+        "table2": {}, "table3": {}, "table4": {}, "table5": {}, "figures": [], "cross_benchmark": {},
         "paper": {key: {"reference": t.reference, "caption": t.caption, "rows": _as_fractions(t.rows)}
                   for key, t in PAPER_TABLES.items()},
     }
-    md = ["# GenImage report\n\n", f"{len(runs)} evaluated run(s):\n\n"]
-    md += [f"- {method_title(r.method)} trained on {train_title(r.train_key)}: `{r.source}`\n"
-           f"  - protocol: {describe_protocol(r.results.get('protocol'))}\n" for r in runs]
+    md = ["# GenImage report\n\n", f"{len(runs) + len(elsewhere)} evaluated run(s):\n\n"]
+    md += [f"- {method_title(r.method)} trained on {train_title(r.train_key)}"
+           f"{'' if r.benchmark == 'genimage' else f', tested on {r.benchmark}'}: `{r.source}`\n"
+           f"  - protocol: {describe_protocol(r.results.get('protocol'))}\n" for r in [*runs, *elsewhere]]
     md.append("\nA cell marked [n] could not have come out of the paper's pipeline the same way: see the note "
               "under its table.\n")
 
@@ -243,6 +286,12 @@ def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], 
                   "(all subsets: their mean)\n\n"
                   + _render(others, specs, "label", "Avg Acc(%)", marks=marks.labelled(rest, degraded=True))
                   + marks.legend())
+    if elsewhere:
+        md.append("\n## Cross-benchmark: trained on GenImage, tested on other benchmarks\n")
+        md += _cross_benchmark(elsewhere, data)
+    md += _reference_tables()
+    data["reference"] = {key: {"reference": t.reference, "caption": t.caption, "rows": _as_fractions(t.rows)}
+                         for key, t in REFERENCE_TABLES.items()}
     data["notes"] = marks.footnotes.as_dict()
     return data, "".join(md)
 

@@ -31,6 +31,11 @@ class RunResult:
             return ALL
         return "+".join(gens)
 
+    @property
+    def benchmark(self) -> str:
+        """What it was tested on: 'genimage', or another benchmark's records name (cross-benchmark)."""
+        return str(self.results.get("benchmark") or "genimage")
+
     def accuracy(self, spec: str = "none") -> dict[str, float] | None:
         return self.results["accuracy"].get(spec)
 
@@ -67,11 +72,11 @@ def load_run_results(paths: list[str | Path]) -> list[RunResult]:
     if not paths:
         raise GenImageError("no results given")
     runs = [load_run_result(p) for p in paths]
-    seen: dict[tuple[str, str], Path] = {}
+    seen: dict[tuple[str, str, str], Path] = {}
     for run in runs:
-        key = (run.method, run.train_key)
+        key = (run.method, run.train_key, run.benchmark)
         if key in seen:
-            raise GenImageError(f"two results for {run.method} trained on {run.train_key}: "
-                                f"{seen[key]} and {run.source}")
+            raise GenImageError(f"two results for {run.method} trained on {run.train_key}, tested on "
+                                f"{run.benchmark}: {seen[key]} and {run.source}")
         seen[key] = run.source
     return runs
