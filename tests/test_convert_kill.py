@@ -122,3 +122,28 @@ def test_a_finished_convert_with_a_damaged_file_is_repaired_on_rerun(reference, 
     shard.write_bytes(shard.read_bytes()[:1024])
     convert(tree, out, fmt="dali", progress=False, shard_size=SHARD)
     assert _final_files(out) == _final_files(ref)
+
+
+def test_a_worker_killed_mid_chunk_is_one_error_line_and_the_rerun_resumes(reference, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    """The OOM killer (or a crash in a native decoder) takes a pool worker: one clear error, no
+    traceback, and the same command then finishes with the uninterrupted run's bytes."""
+    import genimage_fast.records.worker as worker
+    from genimage_fast.errors import GenImageError
+
+    tree, ref = reference
+    out = tmp_path / "out"
+    real = worker.convert_item
+
+    def dies(item, *args, **kwargs):
+        if item.key == 21:  # in a later chunk, so earlier chunks are finished and kept
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "convert_item", dies)
+    with pytest.raises(GenImageError, match="worker process died") as err:
+        convert(tree, out, fmt="dali", progress=False, shard_size=SHARD, workers=2)
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr(worker, "convert_item", real)
+    convert(tree, out, fmt="dali", progress=False, shard_size=SHARD, workers=2)
+    assert _final_files(out) == _final_files(ref)

@@ -17,6 +17,7 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,10 @@ def _run_jobs(jobs: list[ChunkJob], workers: int, progress: _Progress) -> list[d
                 markers.append(finish_chunk(job, results))
     except StrictFailure as exc:
         raise GenImageError(f"--strict: unreadable input {exc}") from None
+    except BrokenProcessPool:  # a worker killed (OOM killer) or crashed in native code: one line, resumable
+        raise GenImageError(f"a convert worker process died (killed for memory, or a crash inside a decoder) after "
+                            f"{len(markers)} of {len(jobs)} chunk(s); rerun the same command to resume (finished "
+                            "chunks are kept), with --workers 1 to see which input it was") from None
 
 
 def _finalize(out: Path, fmt_name: str, spec: StoreSpec, chunks: list[Chunk], markers: dict[str, dict[str, Any]],
