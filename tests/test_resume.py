@@ -31,6 +31,7 @@ MODELS = {
     "swin_t": ["model.name=swin_t", "model.kwargs={img_size: 32, embed_dim: 24, depths: [1, 1, 2, 1], "
                "num_heads: [1, 1, 2, 2], window_size: 2, drop_path_rate: 0.2}",
                "aug.mixup=0.8", "aug.cutmix=1.0", "aug.ema_decay=0.99"],  # its recipe's regularisers
+    "f3net": ["model.name=f3net", "model.kwargs={img_size: 32}", "loss.name=bce"],  # Dropout before its head
 }
 PER_EPOCH = 12  # batches of 8 in the conftest demo tree's train split (checked below)
 
@@ -82,6 +83,7 @@ def _assert_identical(straight: Path, split: Path, total: int) -> None:
     ("demo_cnn", 3, [4, PER_EPOCH + 2]),  # stops inside a logging window: its partial sum survives
     ("gramnet", 2, [3, PER_EPOCH + 1]),
     ("swin_t", 2, [3, PER_EPOCH + 1]),
+    pytest.param("f3net", 2, [3, PER_EPOCH + 1], marks=pytest.mark.heavy),  # 48M parameters: ~0.5 s a step
 ])
 def test_stop_anywhere_and_resume_is_bit_identical(records: Path, tmp_path: Path, name: str, log_every: int,
                                                    stops: list[int]) -> None:
