@@ -10,8 +10,15 @@ average pool -> 32 features. All six are multiplied by one shared learnable scal
 Linear(704, 512), ReLU, Dropout(0.5), Linear(512, 2), LogSoftmax, trained with NLL. Convolutions use
 the original's Kaiming (fan_out) initialisation.
 
-Input: the original fed raw 0..255 BGR pixels into ImageNet-pretrained weights; training from
-scratch here, we normalise RGB with ImageNet statistics like the other ResNets (documented choice).
+Input (GenImage-Dataset/GenImage detector_codes/Global_Texture_Enhancement_for_Fake_Face_Detection_in_
+the-Wild-master/stylegan-ffhq/): the original feeds cv2's B, G, R planes as raw 0..255 floats, with
+no scaling or normalisation, into the network, the input Gram branch included: main.py:40-47
+(`im = cv2.imread(path)`, `ims[c] = im[:, :, c]`, `torch.tensor(ims.astype('float32'))`; its
+`preprocess` with ImageNet `normalize` at :23-32 is never applied: `data_transforms=None`, :76-78) and
+test3.py:54-62 alike; resnet18_gram.py:280-282 has no normalisation in the forward. So the default
+`pixels="bgr255"` turns our [0, 1] RGB input into exactly that: planes reversed, times 255.
+`pixels="imagenet"` (recipe `model.kwargs`) is the earlier RGB + ImageNet-statistics input instead.
+The original's size is 512 (main.py:42, test3.py:56): ModelSpec.input_size and recipes/gramnet.yaml.
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ import timm
 import torch
 from torch import nn
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.models.common import Normalize
 from genimage_fast.models.factory import ModelSpec, register_model
+
+PIXEL_CONVENTIONS = ("bgr255", "imagenet")
 
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -40,6 +50,13 @@ def gram_matrix(x: torch.Tensor) -> torch.Tensor:
     f = f if f.dtype == torch.float64 else f.float()
     with torch.autocast(x.device.type, enabled=False):
         return (torch.bmm(f, f.transpose(1, 2)) / (c * h * w)).unsqueeze(1)
+
+
+class BGR255(nn.Module):
+    """[0, 1] RGB -> the original's input: B, G, R planes in 0..255 (cv2.imread's array as float)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) * 255.0
 
 
 class GramBranch(nn.Module):
@@ -59,9 +76,12 @@ class GramBranch(nn.Module):
 class GramNet(nn.Module):
     taps = ("input", "conv1", "maxpool", "layer1", "layer2", "layer3")
 
-    def __init__(self, num_classes: int = 2, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 2, dropout: float = 0.5, pixels: str = "bgr255") -> None:
         super().__init__()
-        self.normalize = Normalize()
+        if pixels not in PIXEL_CONVENTIONS:
+            raise GenImageError(f"gramnet: pixels must be one of {', '.join(PIXEL_CONVENTIONS)}, got {pixels!r}")
+        self.pixels = pixels
+        self.normalize = BGR255() if pixels == "bgr255" else Normalize()
         self.body = timm.create_model("resnet18", pretrained=False, num_classes=0)
         channels = {"input": 3, "conv1": 64, "maxpool": 64, "layer1": 64, "layer2": 128, "layer3": 256}
         self.branches = nn.ModuleDict({t: GramBranch(channels[t]) for t in self.taps})
@@ -86,6 +106,6 @@ class GramNet(nn.Module):
         return self.head(torch.cat([pooled, *textures], dim=1))
 
 
-@register_model(ModelSpec("gramnet", 224, "log_probs", "nll", "GramNet: ResNet-18 + 6 Gram texture branches"))
+@register_model(ModelSpec("gramnet", 512, "log_probs", "nll", "GramNet: ResNet-18 + 6 Gram texture branches"))
 def gramnet(**overrides: Any) -> GramNet:
     return GramNet(**overrides)
