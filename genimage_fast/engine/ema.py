@@ -26,6 +26,7 @@ class ModelEMA:
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self._cache: tuple[nn.Module, tuple[list[torch.Tensor], ...]] | None = None
 
     def _entries(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor],
                                                    list[torch.Tensor]]:
@@ -42,7 +43,9 @@ class ModelEMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """One EMA step towards `model` (the plain module, not a DDP/compile wrapper)."""
-        fe, fs, ie, is_ = self._entries(model)
+        if self._cache is None or self._cache[0] is not model:  # state-dict tensors alias the live ones
+            self._cache = (model, self._entries(model))
+        fe, fs, ie, is_ = self._cache[1]
         if fe:  # decay·ema + (1 - decay)·model, rounded as timm's ModelEmaV2 writes it
             torch._foreach_mul_(fe, self.decay)
             torch._foreach_add_(fe, torch._foreach_mul([s.to(e.dtype) for e, s in zip(fe, fs, strict=True)],
@@ -54,4 +57,4 @@ class ModelEMA:
         return self.module.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state)
+        self.module.load_state_dict(state)  # copies in place: the cached tensors stay valid
