@@ -25,7 +25,7 @@ The loader has already cropped and flipped, so nothing here flips again. In orde
    box of 2%-33% of the area, aspect ratio log-uniform in [0.3, 1/0.3], up to 10 placement tries,
    mode 'pixel'. timm fills with N(0, 1) on normalised input; on our [0, 1] input that is
    ImageNet mean + std · N(0, 1), clamped to [0, 1]. With jsd_ce the clean split is not erased
-   (timm's `num_splits`). One masked `where` over the batch from the per-image boxes.
+   (timm's `num_splits`). One masked `where` over the erased images from their boxes.
 
 No host syncs (issue #17): `generator` is a CPU torch.Generator (checkpointed by the trainer). Every
 parameter (ops, coins, magnitudes, boxes, CNNSpot's coins) is drawn on the host, before any device
@@ -316,12 +316,11 @@ def _signs(n: int, rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True)
 class GroupedPlan:
-    """One grouped pass, decided on the host: the batch is gathered in `order` (untouched images first,
-    then by op), op `name` runs on the contiguous rows [start, end) of the gathered batch with its
-    argument rows, and `inverse` puts the images back."""
+    """One grouped pass, decided on the host: the images that get an op are gathered in `order`
+    (grouped by op), op `name` runs on the contiguous rows [start, end) of the gathered batch with
+    its argument rows, and the results are copied back to their places (`order` again)."""
 
     order: int  # HostParams handles
-    inverse: int
     args: int
     ranges: tuple[tuple[str, int, int], ...]
 
@@ -330,8 +329,9 @@ def plan_grouped(choice: np.ndarray, names: tuple[str, ...], magnitudes: np.ndar
                  hw: tuple[int, int], params: HostParams) -> GroupedPlan | None:
     """Image i gets op names[choice[i]] (choice -1: unchanged); None when no image gets an op."""
     order = np.argsort(choice, kind="stable")
+    order = order[choice[order] >= 0]  # the untouched images stay where they are
     ranked = choice[order]
-    args = np.zeros((len(choice), _ARGS))
+    args = np.zeros((len(order), _ARGS))
     ranges = []
     for j, name in enumerate(names):
         start, end = (int(v) for v in np.searchsorted(ranked, [j, j + 1]))
@@ -342,18 +342,19 @@ def plan_grouped(choice: np.ndarray, names: tuple[str, ...], magnitudes: np.ndar
             ranges.append((name, start, end))
     if not ranges:
         return None
-    return GroupedPlan(params.add(order), params.add(np.argsort(order)), params.add(args), tuple(ranges))
+    return GroupedPlan(params.add(order), params.add(args), tuple(ranges))
 
 
 def run_grouped(images: torch.Tensor, plan: GroupedPlan | None, params: HostParams) -> torch.Tensor:
-    """The device half of a grouped pass: one gather, each op once on its rows, one gather back."""
+    """The device half of a grouped pass: one gather, each op once on its rows, one copy back."""
     if plan is None:
         return images
-    grouped = images.index_select(0, params.get(plan.order).long())
+    order = params.get(plan.order).long()
+    grouped = images.index_select(0, order)
     args = params.get(plan.args)
     for name, start, end in plan.ranges:
         grouped[start:end] = OPS.get(name).apply(grouped[start:end], args[start:end])
-    return grouped.index_select(0, params.get(plan.inverse).long())
+    return images.clone().index_copy_(0, order, grouped)
 
 
 def apply_grouped(images: torch.Tensor, choice: np.ndarray, names: tuple[str, ...], magnitudes: np.ndarray,
@@ -469,13 +470,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def erasing_boxes(n: int, hw: tuple[int, int], prob: float, rng: np.random.Generator, start: int = 0) -> np.ndarray:
-    """timm RandomErasing's draws (mode 'pixel', one box, 10 tries) per image from `start`:
+def erasing_boxes(n: int, hw: tuple[int, int], prob: float, rng: np.random.Generator) -> np.ndarray:
+    """timm RandomErasing's draws (mode 'pixel', one box, 10 tries) for n images:
     [n, 4] = (top, left, height, width); height 0 = not erased."""
     h, w = hw
     boxes = np.zeros((n, 4))
     log_ratio = (math.log(0.3), math.log(1 / 0.3))
-    for i in range(start, n):
+    for i in range(n):
         if rng.random() > prob:
             continue
         for _ in range(10):
@@ -488,18 +489,24 @@ def erasing_boxes(n: int, hw: tuple[int, int], prob: float, rng: np.random.Gener
     return boxes
 
 
-def erase(x: torch.Tensor, boxes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Fill each image's box of float [N, 3, H, W] in [0, 1] with ImageNet mean + std · N(0, 1), clamped:
-    one masked `where` over the batch (boxes [N, 4] on x's device; noise from `generator`, x's device)."""
-    n, c, h, w = x.shape
-    top, left, bh, bw = (v.view(n, 1, 1, 1) for v in boxes.to(torch.float32).unbind(1))
-    rows = torch.arange(h, device=x.device, dtype=torch.float32).view(1, 1, h, 1)
-    cols = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, 1, w)
-    inside = (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
-    mean = device_constant(tuple(IMAGENET_MEAN), x.device).to(x.dtype).view(1, c, 1, 1)
-    std = device_constant(tuple(IMAGENET_STD), x.device).to(x.dtype).view(1, c, 1, 1)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return torch.where(inside, (mean + std * noise).clamp_(0.0, 1.0), x)
+def erase_(x: torch.Tensor, boxes: torch.Tensor, box_hw: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Fill boxes of float [N, 3, H, W] in [0, 1] with ImageNet mean + std · N(0, 1), clamped, in place.
+
+    boxes: [K, 5] = (image, top, left, height, width) on x's device, one row per erased image;
+    box_hw: the largest box height and width (host ints). Noise is drawn for K boxes of that size
+    only (from `generator`, on x's device) and gathered into place; one masked `where`."""
+    k, (c, h, w), (bh_max, bw_max) = boxes.shape[0], x.shape[1:], box_hw
+    image = boxes[:, 0].long()
+    top, left, bh, bw = (v.view(k, 1, 1, 1) for v in boxes[:, 1:].to(torch.int64).unbind(1))
+    r = torch.arange(h, device=x.device).view(1, 1, h, 1) - top
+    q = torch.arange(w, device=x.device).view(1, 1, 1, w) - left
+    inside = (r >= 0) & (r < bh) & (q >= 0) & (q < bw)  # [K, 1, H, W]
+    where = (r.clamp(0, bh_max - 1) * bw_max + q.clamp(0, bw_max - 1)).view(k, 1, h * w).expand(k, c, h * w)
+    noise = torch.randn((k, c, bh_max * bw_max), generator=generator, device=x.device, dtype=x.dtype)
+    mean = device_constant(tuple(IMAGENET_MEAN), x.device).to(x.dtype).view(1, c, 1)
+    std = device_constant(tuple(IMAGENET_STD), x.device).to(x.dtype).view(1, c, 1)
+    fill = (mean + std * noise).clamp_(0.0, 1.0).gather(2, where).view(k, c, h, w)
+    return x.index_copy_(0, image, torch.where(inside, fill, x.index_select(0, image)))
 
 
 def host_rng(generator: torch.Generator) -> tuple[np.random.Generator, int]:
@@ -559,9 +566,11 @@ class TrainAugment:
         params = HostParams()
         views = [self.view.plan(n, hw, rng, params) for _ in range(self.splits - 1)] if self.splits > 1 else []
         layers = self.randaugment.plan(n, hw, rng, params) if self.splits == 1 and self.randaugment else None
-        total = n * self.splits
-        boxes = params.add(erasing_boxes(total, hw, c.random_erase, rng, start=n if self.splits > 1 else 0)) \
-            if c.random_erase > 0 else None
+        first = n if self.splits > 1 else 0  # jsd_ce: the clean split is not erased
+        drawn = erasing_boxes(n * self.splits - first, hw, c.random_erase, rng) if c.random_erase > 0 else None
+        hit = np.flatnonzero(drawn[:, 2] > 0) if drawn is not None else np.zeros(0, dtype=np.int64)
+        boxes = params.add(np.concatenate([(hit + first)[:, None], drawn[hit]], axis=1)) if hit.size else None
+        box_hw = (int(drawn[hit, 2].max()), int(drawn[hit, 3].max())) if hit.size else (0, 0)
         params.upload(images.device)
         # Device half.
         if self.splits > 1:
@@ -572,7 +581,7 @@ class TrainAugment:
             images = self.randaugment.run(images, layers, params)
         x = images.float().div_(255.0)
         if boxes is not None:
-            x = erase(x, params.get(boxes), self._noise_generator(x.device, noise_seed))
+            erase_(x, params.get(boxes), box_hw, self._noise_generator(x.device, noise_seed))
         return x, labels
 
     def __repr__(self) -> str:
