@@ -210,3 +210,15 @@ def test_mixup_ema_plateau_run_resumes_exactly(make_records, tmp_path) -> None:
     for key in ("model", "model_ema"):
         assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert any(not torch.equal(a["model"][k], a["model_ema"][k]) for k in a["model"])
+
+
+def test_recipe_keys_are_one_line_errors() -> None:
+    from genimage_fast.config import config_from_dict
+    from genimage_fast.engine.recipe_parts import check_recipe_keys
+
+    for overrides, message in ((["aug.mixup=0.8", "loss.name=bce"], "need loss.name 'ce'"),
+                               (["aug.repeated_aug=0"], "repeated_aug"),
+                               (["schedule.plateau_factor=1.5"], "plateau_factor"),
+                               (["aug.mixup_switch_prob=2"], "mixup_switch_prob")):
+        with pytest.raises(GenImageError, match=message):
+            check_recipe_keys(config_from_dict({}, overrides))
