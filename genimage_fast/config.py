@@ -241,6 +241,8 @@ RULES: dict[str, Rule] = {
     "schedule.lag": at_least(0),
     "schedule.plateau_patience": at_least(0),
     "schedule.plateau_factor": between(0.0, 1.0),
+    "schedule.plateau_delta": at_least(0.0),
+    "schedule.plateau_delta_after": at_least(0.0),
     "schedule.plateau_min_lr": at_least(0.0),
     "loss.label_smoothing": between(0.0, 1.0, high_open=True),
     "loss.jsd_splits": at_least(1),
@@ -257,6 +259,7 @@ RULES: dict[str, Rule] = {
     "aug.mixup_switch_prob": PROBABILITY,
     "aug.repeated_aug": at_least(1),
     "aug.ema_decay": between(0.0, 1.0, high_open=True),
+    "train.seed": at_least(0),  # numpy's SeedSequence (per-rank streams, epoch plans) takes no negatives
     "train.epochs": at_least(0),
     "train.max_steps": at_least(0),
     "train.batch_size": at_least(1),
