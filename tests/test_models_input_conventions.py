@@ -5,7 +5,7 @@ code GenImage ran read them (GenImage-Dataset/GenImage `detector_codes/`, cited 
 
   "AutoGAN" = AutoGAN-master/code/{cycleGAN_dataset.py, GAN_Detection_Train.py}
   "GramNet" = Global_Texture_Enhancement_for_Fake_Face_Detection_in_the-Wild-master/stylegan-ffhq/
-              {main.py, resnet18_gram.py, test3.py}
+              {main.py, resnet18_gram.py, test4.py}
 
 and compare the outputs of our model with those of a reference network holding the same weights.
 Each comparison is paired with a check that the other convention gives a different answer, so a test
@@ -123,7 +123,7 @@ def test_spec_channel_order_option() -> None:
 
 
 def _gramnet_input(path: Path, size: int) -> torch.Tensor:
-    """GramNet's network input: main.py:40-47 / test3.py:54-62: `im = cv2.imread(path)` (B, G, R),
+    """GramNet's network input: main.py:40-47 / test4.py:54-62: `im = cv2.imread(path)` (B, G, R),
     cv2.resize to the input size, `ims[c, :, :] = im[:, :, c]` for c in 0..2 into a float array: raw
     0..255 values, no normalisation (main.py's `preprocess` at :23-32 is never applied, :76-78)."""
     im = cv2.imread(str(path))
@@ -232,7 +232,7 @@ def test_gramnet_pixels_option_and_the_originals_size() -> None:
     assert create_model("gramnet").pixels == "bgr255"
     with pytest.raises(GenImageError, match="pixels"):
         create_model("gramnet", pixels="rgb01")
-    # main.py:42 cv2.resize(im, (512, 512)) and test3.py:56 cv2.resize(im, (512, 512)): GenImage's copy
+    # main.py:42 cv2.resize(im, (512, 512)) and test4.py:57 cv2.resize(im, (512, 512)): GenImage's copy
     # trains and tests at 512 (supplement B gives no size); the recipe's image_size follows the spec.
     from genimage_fast.config import load_config
 

@@ -25,7 +25,8 @@ original skips, e.g. `choice` over a one-element list, is skipped here too):
 
 One deviation everywhere: the originals fed cv2's BGR or PIL's RGB as they read it; these take and
 return RGB (every operation here is per channel or colour-order symmetric: resize, blur, JPEG by cv2
-is given BGR as the original's `cv2_jpg` does).
+is given BGR as the original's `cv2_jpg` does). The models whose originals read with cv2 (spec,
+gramnet) reverse the planes to BGR inside themselves, so their networks see the original's order.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ the-Wild-master/stylegan-ffhq/): the original feeds cv2's B, G, R planes as raw 
 no scaling or normalisation, into the network, the input Gram branch included: main.py:40-47
 (`im = cv2.imread(path)`, `ims[c] = im[:, :, c]`, `torch.tensor(ims.astype('float32'))`; its
 `preprocess` with ImageNet `normalize` at :23-32 is never applied: `data_transforms=None`, :76-78) and
-test3.py:54-62 alike; resnet18_gram.py:280-282 has no normalisation in the forward. So the default
+test4.py:54-62 alike; resnet18_gram.py:280-282 has no normalisation in the forward. So the default
 `pixels="bgr255"` turns our [0, 1] RGB input into exactly that: planes reversed, times 255.
 `pixels="imagenet"` (recipe `model.kwargs`) is the earlier RGB + ImageNet-statistics input instead.
-The original's size is 512 (main.py:42, test3.py:56): ModelSpec.input_size and recipes/gramnet.yaml.
+The original's size is 512 (main.py:42, test4.py:57): ModelSpec.input_size and recipes/gramnet.yaml.
 """
 
 from __future__ import annotations
