@@ -211,3 +211,34 @@ def test_cnnspot_probabilities_zero_leave_images_alone_and_half_touch_about_half
     x, _ = half(images, torch.zeros(64), torch.Generator().manual_seed(5))
     changed = ((x * 255).round().to(torch.uint8) != images).flatten(1).any(1).float().mean().item()
     assert 0.25 <= changed <= 0.75
+
+
+def test_augmentation_dispatches_no_convolution_or_device_read() -> None:
+    """Op groups change size every batch: a conv would make cuDNN autotune (and sync) per new size."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            self.names.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    cfg = AugConfig(randaugment="rand-m9-mstd0.5-inc1", random_erase=0.6)
+    aug = build_train_augment(cfg, LossConfig(name="jsd_ce", jsd_splits=3))
+    with Ops() as seen:
+        for seed in range(3):
+            aug(batch(8), torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(seed))
+    assert not {n for n in seen.names if "conv" in n or "_local_scalar_dense" in n}, seen.names
+    assert "aten.index_select.default" in seen.names  # the grouped passes ran
+
+
+def test_augment_wants_a_host_generator() -> None:
+    aug = build_train_augment(AugConfig(), LossConfig())
+    from types import SimpleNamespace
+
+    on_gpu = SimpleNamespace(device=torch.device("cuda", 0))  # stands in for a CUDA generator
+    with pytest.raises(ValueError, match="CPU torch.Generator"):
+        aug(batch(2), torch.zeros(2, dtype=torch.long), on_gpu)

@@ -156,9 +156,16 @@ def _sharpness(img: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """PIL's SMOOTH-kernel sharpness (torchvision's version): borders kept, interior blended."""
     if img.shape[-1] <= 2 or img.shape[-2] <= 2:
         return img
-    kernel = device_constant((1 / 13, 1 / 13, 1 / 13, 1 / 13, 5 / 13, 1 / 13, 1 / 13, 1 / 13, 1 / 13), img.device)
+    # The 3x3 SMOOTH kernel (1 1 1 / 1 5 1 / 1 1 1) / 13 as an exact integer sum of shifted views: a
+    # conv2d would make cuDNN autotune (and sync) for every new number of images drawing this op.
+    h, w = img.shape[-2:]
+    q = img.to(torch.int32)
+    total = 4 * q[..., 1:-1, 1:-1]
+    for dy in range(3):
+        for dx in range(3):
+            total = total + q[..., dy:h - 2 + dy, dx:w - 2 + dx]
+    blurred = (total.float() / 13.0).round_()
     x = img.float()
-    blurred = F.conv2d(x, kernel.view(1, 1, 3, 3).expand(3, 1, 3, 3), groups=3).round_()
     out = x.clone()
     inner = out[..., 1:-1, 1:-1]
     inner.add_((blurred - inner) * (1.0 - _per_image(a)))
