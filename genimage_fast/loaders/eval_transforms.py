@@ -21,7 +21,7 @@ contract). Sources (GenImage-Dataset/GenImage, `detector_codes/`, the code GenIm
   already 256x256 and return RGB (the resize is per channel, so the pixels are the same).
 - f3net: yyk-wew/F3Net utils.py:39-40 `FFDataset.resize_image`: `image.resize((size, size))`, size 299, PIL's
   default filter (bicubic since Pillow 7); GenImage's f3net.py ships no data code.
-- gramnet: Global_Texture_Enhancement.../stylegan-ffhq/test3.py:56 (`cv2.resize(im, (512, 512))`,
+- gramnet: Global_Texture_Enhancement.../stylegan-ffhq/test4.py:54-57 (`cv2.resize(im, (512, 512))`,
   bilinear, no antialiasing) after `cv2.imread`; the squash target is image_size.
 
 Sizes follow image_size: timm/DeiT crop_pct formulas, AutoGAN's 256/224 load size, F3Net's and
