@@ -130,3 +130,24 @@ def test_cuda_nvjpeg_loader_matches_the_cpu_decode(make_records, train: bool) ->
     b = torch.cat([b.images for b in host]).int()
     assert torch.equal(torch.cat([x.indices.cpu() for x in dev]), torch.cat([x.indices for x in host]))
     assert (a - b).abs().float().mean() <= 1.0
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_cpu_backend_wiring_with_a_stand_in_decoder(make_records, monkeypatch, workers: int) -> None:
+    """The cpu backend's hook end to end (DataLoader workers, batch order, metadata), with torchvision's
+    CPU decoder standing in for nvJPEG so it runs without a GPU."""
+    import genimage_fast.loaders.gpu_decode as gd
+
+    kw = dict(backend="cpu", train=True, image_size=32, batch_size=8, num_workers=workers, seed=2)
+    records = make_records("dali")
+    plain = list(build_loader(records, **kw))
+    monkeypatch.setattr(gd, "applies", lambda loader: True)
+    monkeypatch.setattr(gd, "nvjpeg_decoder", lambda device: cpu_decode)
+    loader = build_loader(records, **kw)
+    assert loader.decoder == NVJPEG
+    routed = list(loader)
+    assert len(routed) == len(plain) > 0
+    for a, b in zip(routed, plain, strict=True):
+        assert torch.equal(a.indices, b.indices) and torch.equal(a.labels, b.labels)
+        assert a.images.shape == b.images.shape
+        assert (a.images.int() - b.images.int()).abs().float().mean() <= 0.5

@@ -83,7 +83,7 @@ def test_the_counter_sees_a_sync_in_a_step(records: Path, monkeypatch: pytest.Mo
 
 
 @requires_cuda
-@pytest.mark.parametrize("name", ["demo", "resnet50", "cnnspot"])
+@pytest.mark.parametrize("name", NAMES)
 def test_cuda_step_passes_sync_debug_error_mode(name: str, records: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trainer = make_trainer(name, records, "cuda", monkeypatch)
     batches = iter(trainer.loader)

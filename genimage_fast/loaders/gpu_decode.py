@@ -240,7 +240,8 @@ def images(loader, plans: list[BatchPlan], batch_decoder) -> Iterator[torch.Tens
     """The cpu backend's `_images` with nvJPEG: workers decode the non-JPEGs, the main process the JPEGs."""
     workers = min(loader.num_workers, len(plans))
     parts = DataLoader(SplitDecoder(batch_decoder), batch_size=None, shuffle=False, num_workers=workers,
-                       pin_memory=True, prefetch_factor=4 if workers else None, collate_fn=_identity,
+                       pin_memory=loader.device.type == "cuda", prefetch_factor=4 if workers else None,
+                       collate_fn=_identity,
                        generator=torch.Generator())
     decode = nvjpeg_decoder(loader.device)
     for plan, part in zip(plans, parts, strict=True):
