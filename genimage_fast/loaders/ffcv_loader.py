@@ -138,8 +138,8 @@ class FfcvLoader(Loader):
         self._shapes = np.stack([image["height"], image["width"]], axis=1).astype(np.int64) if self._rgb else None
         self._int_fields = [name for name in fields if name != "image"]
         self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
-        self._boxes = np.zeros((len(self.split), 4))  # this epoch's crops, by split index
-        self._flips = np.zeros(len(self.split), dtype=bool)
+        self._plans: list[BatchPlan] = []  # this epoch's batches: FFCV decodes them in this order
+        self._cursor = 0  # the next batch FFCV's thread decodes (crops by position: repeated copies differ)
         self._order = np.zeros(0, dtype=np.uint64)
         self._epoch = 0  # the epoch being decoded (full-image train transforms draw per (seed, epoch, index))
         self._failure: BaseException | None = None
@@ -156,13 +156,22 @@ class FfcvLoader(Loader):
 
     def decode_batch(self, pointers: np.ndarray, out: np.ndarray, batch_indices: np.ndarray) -> None:
         """Runs in FFCV's loader thread: never raise there (FFCV would hang), record instead."""
-        boxes, flips, size, epoch = self._boxes, self._flips, self.image_size, self._epoch
+        size, epoch = self.image_size, self._epoch
+        if self._cursor >= len(self._plans) or not np.array_equal(self._plans[self._cursor].indices,
+                                                                   batch_indices.astype(np.int64)):
+            with self._lock:
+                self._failure = self._failure or GenImageError(
+                    f"{self.path}: FFCV decoded batch {batch_indices[:4].tolist()}... out of the planned order")
+            return
+        plan = self._plans[self._cursor]
+        self._cursor += 1
+        boxes, flips = plan.boxes, plan.flips
 
         def one(j: int) -> None:
             index = int(batch_indices[j])
             try:
                 kind, payload = self._sample(int(pointers[j, 0]), index)
-                out[j] = decode_sample(kind, payload, boxes[index], size, bool(flips[index]), self.pipeline, index,
+                out[j] = decode_sample(kind, payload, boxes[j], size, bool(flips[j]), self.pipeline, index,
                                        epoch, self.fast_jpeg)
             except Exception as err:  # name the sample (e.g. a damaged lossless payload)
                 raise GenImageError(f"{self.path}: cannot decode sample {index}: {type(err).__name__}: {err}") from err
@@ -211,8 +220,7 @@ class FfcvLoader(Loader):
     def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
         if not plans:
             return
-        for plan in plans:
-            self._boxes[plan.indices], self._flips[plan.indices] = plan.boxes, plan.flips
+        self._plans, self._cursor = plans, 0
         self._order = np.concatenate([p.indices for p in plans]).astype(np.uint64)
         self._epoch = plans[0].epoch
         self._failure = None
