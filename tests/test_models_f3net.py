@@ -123,7 +123,9 @@ def test_lfs_matches_a_sliding_window_numpy_reference(variant: str) -> None:
     head = LFSHead(band_variant=variant)
     with torch.no_grad():
         head.filters.learnable.zero_()
-    x = torch.rand(2, 3, 24, 24) * 2 - 1
+    # A fixed input: log10|c| of a DCT coefficient within ~1e-3 of zero amplifies float32 rounding in the
+    # grey conversion past the tolerance (unseeded, about 1 draw in 20 did).
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         got = head(x).double().numpy()
     ref = lfs_reference(x.double().numpy(), variant)
