@@ -60,7 +60,8 @@ def _junit(path: str) -> dict[str, Any]:
     return res
 
 
-@stage("cuda_tests", order=10, budget_s=150, min_s=40, owner="gpu-kernels")
+# After the measurement stages: a slow suite must not starve the kernel and training figures.
+@stage("cuda_tests", order=80, budget_s=150, min_s=40, owner="gpu-kernels")
 def cuda_tests(ctx: Context) -> dict:
     """`pytest` on every CUDA test of tests/ (heavy ones included, -o addopts= lifts `not heavy`).
     Dry mode: collection only, of one file (the plugin and report plumbing)."""
