@@ -45,3 +45,21 @@ def test_metrics_log_appends_and_truncates(tmp_path) -> None:
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
     MetricsLog(tmp_path / "off.jsonl", enabled=False).write({"step": 1})
     assert not (tmp_path / "off.jsonl").exists()
+
+
+def test_summary_throughput_leaves_out_the_first_window(monkeypatch) -> None:
+    """DESIGN §4.5: images_per_second at steady state, without the first (compiling) log window."""
+    import torch
+
+    from genimage_fast.engine import train as train_module
+
+    clock = iter([0.0, 10.0, 10.0, 11.0, 11.0, 12.0, 12.0])  # window 1: 10 s (compile), then 1 s each
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: next(clock))
+    window = train_module._Window(torch.device("cpu"))
+    for _ in range(3):
+        window.add(torch.tensor(1.0), 100)
+        window.close()
+    assert window.overall_images_per_second() == 100.0  # not 300 / 12
+    single = train_module._Window.__new__(train_module._Window)
+    single.total_images, single.total_seconds, single.first = 50, 2.0, (50, 2.0)
+    assert single.overall_images_per_second() == 25.0  # one window: that window

@@ -126,6 +126,7 @@ class _Window:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.total_images, self.total_seconds = 0, 0.0
+        self.first: tuple[int, float] | None = None  # the first window (compile, autotune, warm-up)
         self._reset()
 
     def _reset(self) -> None:
@@ -143,6 +144,8 @@ class _Window:
         elapsed = time.perf_counter() - self.start
         self.total_images += self.images
         self.total_seconds += elapsed
+        if self.first is None:
+            self.first = (self.images, elapsed)
         ips = self.images / elapsed if elapsed > 0 else 0.0
         self._reset()
         return ips
@@ -157,7 +160,12 @@ class _Window:
             self.start += time.perf_counter() - began
 
     def overall_images_per_second(self) -> float:
-        return self.total_images / self.total_seconds if self.total_seconds > 0 else 0.0
+        """Steady state (DESIGN §4.5): the first log window, with compilation and autotuning, is left
+        out when there is more than one; a run of one window reports that window."""
+        images, seconds = self.total_images, self.total_seconds
+        if self.first is not None and images > self.first[0] and seconds > self.first[1]:
+            images, seconds = images - self.first[0], seconds - self.first[1]
+        return images / seconds if seconds > 0 else 0.0
 
     def state_dict(self) -> dict[str, Any]:
         """The open window (checkpointed, so a stop between log steps loses no logged loss)."""
