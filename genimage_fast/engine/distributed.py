@@ -39,9 +39,9 @@ def setup_distributed(device_name: str) -> DistContext:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_name, local_rank)
+    if device.type == "cuda":  # also for one process on cuda:N: kernels and streams follow the current device
+        torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank,
                                 world_size=world_size)
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
