@@ -24,6 +24,40 @@ def requires_backend(*names: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(bool(why), reason="; ".join(why) or "available")
 
 
+def turbojpeg_missing() -> str | None:
+    """Why the opt-in DCT-scaled JPEG decode (fast_jpeg_decode) cannot run here: decode.py's own check,
+    so tests skip exactly when build_loader would refuse."""
+    from genimage_fast.loaders.decode import turbojpeg_missing as why
+
+    return why()
+
+
+requires_turbojpeg = pytest.mark.skipif(turbojpeg_missing() is not None, reason=f"{turbojpeg_missing()}")
+
+
+def hide_modules(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Make `names` (and their submodules) fail to import for one test, as on a box without them:
+    None in sys.modules makes `import name` raise ModuleNotFoundError; monkeypatch restores them."""
+    import sys
+
+    for mod in [m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in names)]:
+        monkeypatch.setitem(sys.modules, mod, None)
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.fixture
+def without_turbojpeg(monkeypatch: pytest.MonkeyPatch):
+    """This process as on a box without PyTurboJPEG (decode.py's cached handle re-probed both ways)."""
+    from genimage_fast.loaders import decode
+
+    hide_modules(monkeypatch, "turbojpeg")
+    decode._turbojpeg_handle.cache_clear()
+    assert decode.turbojpeg_missing() is not None
+    yield
+    decode._turbojpeg_handle.cache_clear()
+
+
 def backend_param(*values: object, backends: tuple[str, ...] = ()) -> object:
     """pytest.param(*values) that skips when a backend it needs is missing (default: the str values
     that name one of dali, ffcv)."""

@@ -7,6 +7,7 @@ import json
 from test_convert import make_tree
 
 from genimage_fast.cli import main
+from tests.conftest import hide_modules
 
 
 def test_convert_inspect_verify_commands(tmp_path, capsys):
@@ -31,10 +32,23 @@ def test_convert_inspect_verify_commands(tmp_path, capsys):
 
 
 def test_convert_errors_are_one_line(tmp_path, capsys):
-    assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o"), "--format", "ffcv"]) == 2
+    assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "o"), "--format", "dali"]) == 2
     err = capsys.readouterr().err.strip()
     assert "does not exist" in err and len(err.splitlines()) == 1
     assert main(["verify", str(tmp_path)]) == 2
+
+
+def test_convert_to_ffcv_without_ffcv_is_one_line(tmp_path, capsys, monkeypatch):
+    """The GPU box has no ffcv: `convert --format ffcv` says so in one line, exit 2, before any work
+    (simulated here by making every ffcv module fail to import, as the stubs of `make test-minimal` do)."""
+    src = tmp_path / "tree"
+    make_tree(src, bad=False)
+    hide_modules(monkeypatch, "ffcv")
+    assert main(["convert", str(src), str(tmp_path / "o"), "--format", "ffcv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error: ffcv records (--format ffcv) need the ffcv package" in err
+    assert "which does not import here (ModuleNotFoundError" in err
+    assert not (tmp_path / "o").exists()  # refused before any work
 
 
 def test_bench_convert(tmp_path, capsys):

@@ -11,9 +11,12 @@ from PIL import Image
 
 from genimage_fast.bench.loader import bench_loader_command, write_pixel_tree
 from genimage_fast.errors import GenImageError
+from genimage_fast.loaders import LOADERS
 from genimage_fast.records import open_records
+from tests.conftest import requires_backend
 
 
+@requires_backend("dali")  # benches the dali loader beside cpu
 def test_bench_loader_compares_equal_pixels(make_records, demo_tree, tmp_path, capsys):
     out = tmp_path / "loader.json"
     sets = [str(make_records("dali")), str(make_records("dali", "lossless")), str(make_records("dali", "raw", 64))]
@@ -39,6 +42,28 @@ def test_bench_loader_compares_equal_pixels(make_records, demo_tree, tmp_path, c
     text = capsys.readouterr().out
     assert "x the torchvision baseline over the original tree" in text
     assert "dali/lossless vs dali/original, same pixels: loader/dali" in text
+
+
+def test_bench_loader_all_skips_a_missing_backend_and_says_why(make_records, demo_tree, tmp_path, capsys,
+                                                               monkeypatch):
+    """--backends all on a box without DALI (simulated here where it is installed): cpu is benched, and
+    the output and JSON name the skipped backend with its reason."""
+    dali = LOADERS.get("dali")
+    why = dali.missing() or "nvidia-dali does not import (simulated)"
+    monkeypatch.setattr(dali, "missing", staticmethod(lambda: why))
+    out = tmp_path / "loader.json"
+    code = bench_loader_command(str(make_records("dali")), tree=str(demo_tree), backends="all", batch_size=4,
+                                image_size=32, num_workers=0, batches=1, split="val", json_path=str(out),
+                                device="cpu")
+    assert code == 0
+    payload = json.loads(out.read_text())
+    names = {r["name"] for r in payload["results"]}
+    assert "loader/cpu" in names and "loader/dali" not in names
+    assert payload["settings"]["skipped_backends"] == {"dali": why}
+    assert f"skipped backend dali: {why}" in capsys.readouterr().out
+    with pytest.raises(GenImageError, match="the dali loader is not available here"):  # asked for by name
+        bench_loader_command(str(make_records("dali")), tree=str(demo_tree), backends="dali", batch_size=4,
+                             image_size=32, num_workers=0, batches=1, split="val", device="cpu")
 
 
 def test_pixel_tree_holds_the_records_pixels(make_records, tmp_path):

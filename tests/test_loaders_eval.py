@@ -26,6 +26,7 @@ from genimage_fast.loaders.decode import resize_box
 from genimage_fast.loaders.pipelines import TRAIN_TRANSFORMS, sample_rng
 from genimage_fast.loaders.transforms import TransformSpec, make_crop_plan
 from genimage_fast.records import open_records
+from tests.conftest import requires_backend, requires_turbojpeg
 
 TASK2 = ["lr:112", "lr:64", "jpeg:65", "jpeg:30", "blur:3", "blur:5"]
 
@@ -131,6 +132,7 @@ def test_default_decode_of_reals_is_pils_full_size_decode(make_records, demo_tre
             assert diff.max() == 0, (backend, int(index))
 
 
+@requires_backend("dali", "ffcv")
 def test_backends_agree_on_real_photos_within_half_a_level(make_records):
     records = make_records("dali")
     reals = np.flatnonzero(np.asarray(open_records(records).split("val").meta["source_format"]) == 0)
@@ -142,16 +144,38 @@ def test_backends_agree_on_real_photos_within_half_a_level(make_records):
     assert np.abs(cpu.astype(int) - dali.astype(int)).mean() <= 0.5
 
 
+def _fast_jpeg_kwargs(records) -> dict:
+    reals = np.flatnonzero(np.asarray(open_records(records).split("val").meta["source_format"]) == 0)
+    return dict(backend="cpu", batch_size=16, train=False, image_size=32, num_workers=0, subset=reals)
+
+
+@requires_turbojpeg  # the DCT-scaled decode is PyTurboJPEG's
 def test_fast_jpeg_decode_is_opt_in_and_recorded(make_records):
     records = make_records("dali")
-    reals = np.flatnonzero(np.asarray(open_records(records).split("val").meta["source_format"]) == 0)
-    kwargs = dict(backend="cpu", batch_size=16, train=False, image_size=32, num_workers=0, subset=reals)
+    kwargs = _fast_jpeg_kwargs(records)
     full, fast = build_loader(records, **kwargs), build_loader(records, fast_jpeg_decode=True, **kwargs)
     assert (full.decoder, fast.decoder) == ("full", "dct-scaled")
     a, b = _images(full)[0], _images(fast)[0]
     assert not np.array_equal(a, b) and np.abs(a.astype(int) - b.astype(int)).mean() < 3
+
+
+@requires_turbojpeg
+@requires_backend("ffcv")
+def test_fast_jpeg_decode_is_the_same_decoder_on_ffcv(make_records):
+    kwargs = _fast_jpeg_kwargs(make_records("dali"))
+    cpu = build_loader(make_records("dali"), fast_jpeg_decode=True, **kwargs)
     ffcv = build_loader(make_records("ffcv"), fast_jpeg_decode=True, **{**kwargs, "backend": "ffcv"})
-    assert ffcv.decoder == "dct-scaled" and np.array_equal(_images(ffcv)[0], b)  # the same opt-in decoder
+    assert ffcv.decoder == "dct-scaled" and np.array_equal(_images(ffcv)[0], _images(cpu)[0])
+
+
+def test_fast_jpeg_decode_without_turbojpeg_is_one_line(make_records, without_turbojpeg):
+    """The box without PyTurboJPEG: a one-line refusal at build time, not a full decode named "dct-scaled"."""
+    records = make_records("dali")
+    with pytest.raises(GenImageError, match="fast_jpeg_decode needs libjpeg-turbo's DCT-scaled decode: "
+                                            "PyTurboJPEG does not load") as info:
+        build_loader(records, fast_jpeg_decode=True, **_fast_jpeg_kwargs(records))
+    assert "\n" not in str(info.value)
+    assert build_loader(records, **_fast_jpeg_kwargs(records)).decoder == "full"  # the default needs nothing
 
 
 @pytest.mark.parametrize("backend,fmt", [("cpu", "dali"), ("dali", "dali"), ("ffcv", "ffcv")])

@@ -14,7 +14,7 @@ from torchvision import transforms as T
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders import LOADERS, build_loader
 from genimage_fast.records import convert, open_records
-from tests.test_lossless import _modes_tree
+from tests.test_lossless import ConvertedOnDemand, _modes_tree
 
 BACKENDS = [("cpu", "dali"), ("cpu", "ffcv"), ("ffcv", "ffcv"), ("dali", "dali")]
 
@@ -28,11 +28,7 @@ def _available(backend: str) -> None:
 @pytest.fixture(scope="module")
 def modes(tmp_path_factory):
     tree = _modes_tree(tmp_path_factory.mktemp("modes_l") / "genimage")
-    out = {}
-    for fmt in ("dali", "ffcv"):
-        out[fmt] = tmp_path_factory.mktemp(f"modes_l_{fmt}")
-        convert(tree, out[fmt], fmt=fmt, store="lossless", progress=False)
-    return tree, out
+    return tree, ConvertedOnDemand(tmp_path_factory, tree, store="lossless")  # {fmt: lossless records}
 
 
 def _centre_crops(records: Path, tree: Path, backend: str, split: str, size: int):
@@ -87,7 +83,8 @@ def test_train_batches_equal_original_records(backend, fmt, make_records):
         assert torch.equal(a, b)
 
 
-def test_damaged_record_names_shard_and_sample(tmp_path, modes):
+@pytest.mark.parametrize("backend", ["cpu", "dali"])  # conftest skips dali where it is missing
+def test_damaged_record_names_shard_and_sample(tmp_path, modes, backend):
     tree, _ = modes
     out = tmp_path / "rec"
     convert(tree, out, fmt="dali", store="lossless", progress=False)
@@ -98,12 +95,9 @@ def test_damaged_record_names_shard_and_sample(tmp_path, modes):
     data = bytearray(shard.read_bytes())
     data[offset + size // 2] ^= 0x01
     shard.write_bytes(bytes(data))
-    for backend in ("cpu", "dali"):
-        if LOADERS.get(backend).missing():
-            continue
-        loader = build_loader(out, backend=backend, batch_size=4, train=False, image_size=32, num_workers=0)
-        with pytest.raises(GenImageError, match=rf"{shard.name}: cannot read sample 0: LosslessError: corrupt"):
-            list(loader)
+    loader = build_loader(out, backend=backend, batch_size=4, train=False, image_size=32, num_workers=0)
+    with pytest.raises(GenImageError, match=rf"{shard.name}: cannot read sample 0: LosslessError: corrupt"):
+        list(loader)
 
 
 def test_damaged_beton_sample_names_file_and_sample(tmp_path, modes):

@@ -95,13 +95,18 @@ def _source_paths(rs, split: str, tree: str | None) -> list[Path]:
     return paths
 
 
-def _backends(text: str, fmt: str) -> list[str]:
+def _backends(text: str, fmt: str) -> tuple[list[str], dict[str, str]]:
+    """(backends to bench, {backend: why skipped}). "all": every backend that reads `fmt` and is installed;
+    the ones whose library is missing are skipped and named with the reason (the output and JSON say
+    so). Named backends are benched or fail in one line (build_loader refuses a missing one)."""
     if text in ("all", ""):
-        return [n for n in LOADERS.names() if fmt in LOADERS.get(n).formats and LOADERS.get(n).missing() is None]
+        readers = [n for n in LOADERS.names() if fmt in LOADERS.get(n).formats]
+        skipped = {n: why for n in readers if (why := LOADERS.get(n).missing()) is not None}
+        return [n for n in readers if n not in skipped], skipped
     names = [n.strip() for n in text.split(",") if n.strip()]
     for n in names:
         LOADERS.get(n)  # unknown names fail here with the choices
-    return names
+    return names, {}
 
 
 def pixel_exact(rs) -> bool:
@@ -182,6 +187,7 @@ def bench_loader_command(records: str | list[str], tree: str | None = None, back
     summary: list[str] = []
     tree_rows: dict[tuple, Measurement] = {}  # the original tree's baseline, measured once
     by_set: dict[str, dict[str, Measurement]] = {}
+    skipped: dict[str, str] = {}  # backend -> why it was not benched (its library is missing here)
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as tmp:
         for n, rs in enumerate(sets):
             group = label(rs)
@@ -201,7 +207,9 @@ def bench_loader_command(records: str | list[str], tree: str | None = None, back
                                dev, baseline=True, extra={"group": group, "tree": "records' pixels"})
             mine = {"baseline": base}
             rows.append(base)
-            for name in _backends(backends, rs.format):
+            names, missing = _backends(backends, rs.format)
+            skipped.update(missing)
+            for name in names:
                 loader = build_loader(rs, backend=name, batch_size=batch_size, train=train, image_size=image_size,
                                       device=dev, num_workers=num_workers, split=split)
                 mine[name] = measure(f"loader/{name}", lambda loader=loader: loader, batches, dev,
@@ -244,7 +252,9 @@ def bench_loader_command(records: str | list[str], tree: str | None = None, back
                     summary.append(f"{group} vs {fmt}/original, same pixels: loader/{name} {ratio:.2f}x")
     settings = {"records": [str(rs.root) for rs in sets], "stores": [label(rs) for rs in sets], "split": split,
                 "batch_size": batch_size, "image_size": image_size, "num_workers": num_workers, "batches": batches,
-                "device": str(dev), "train_transform": "rrc" if train else "eval", "load_average": os.getloadavg()[0]}
+                "device": str(dev), "train_transform": "rrc" if train else "eval", "load_average": os.getloadavg()[0],
+                "skipped_backends": skipped}
+    summary += [f"skipped backend {name}: {why}" for name, why in skipped.items()]
     title = f"loader images/s ({', '.join(label(rs) for rs in sets)}; {split}, {dev})"
     report(title, rows, json_path, settings, group=lambda m: m.extra.get("group", ""))
     sys.stdout.write("".join(line + "\n" for line in summary))

@@ -24,7 +24,7 @@ import torch
 from genimage_fast.errors import GenImageError
 from genimage_fast.generators import parse_generators
 from genimage_fast.loaders.batch import Batch
-from genimage_fast.loaders.decode import DCT_SCALED, FULL
+from genimage_fast.loaders.decode import DCT_SCALED, FULL, turbojpeg_missing
 from genimage_fast.loaders.frames import centre_crop_sizes, frames
 from genimage_fast.loaders.pipelines import (
     EVAL_TRANSFORMS,
@@ -155,6 +155,17 @@ def choose_backend(backend: str, fmt: str) -> str:
     return backend
 
 
+def _check_fast_jpeg(name: str) -> None:
+    """fast_jpeg_decode needs a backend that decodes through decode.py and PyTurboJPEG's scaled decode:
+    one line otherwise, never a full-size decode recorded as "dct-scaled"."""
+    if not LOADERS.get(name).supports_fast_jpeg:
+        raise GenImageError(f"the {name} loader always decodes at full size; fast_jpeg_decode needs "
+                            f"backend 'cpu' or 'ffcv'")
+    why = turbojpeg_missing()
+    if why:
+        raise GenImageError(f"fast_jpeg_decode needs libjpeg-turbo's DCT-scaled decode: {why}")
+
+
 def _open(records):
     from genimage_fast.records import open_records
 
@@ -178,7 +189,8 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
     side to `resize_size` (image_size / 0.875) + centre crop); `degrade` a spec ("none", "lr:S",
     "jpeg:Q", "blur:SIGMA") applied to the full decoded image before the eval transform.
     fast_jpeg_decode: opt-in reduced-scale DCT JPEG decode for the box transforms (loader.decoder
-    "dct-scaled"); by default every backend decodes JPEG and PNG at full size ("full").
+    "dct-scaled"; needs PyTurboJPEG, one-line error without it); by default every backend decodes JPEG
+    and PNG at full size ("full").
     subset: split indices to keep (intersected with `generators`), e.g. a selection set carved from train.
     repeated_aug: train only; R > 1 repeats each sample R times per epoch as DeiT's RASampler (loaders/plan.py).
     """
@@ -200,10 +212,11 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
     if split not in rs.splits:
         have = ", ".join(rs.splits) or "none"
         raise GenImageError(f"records at {rs.root} have no {split!r} split; they have: {have}")
+    if fast_jpeg_decode and backend != "auto":  # a property of the backend: refused whether installed or not
+        _check_fast_jpeg(backend)
     name = choose_backend(backend, rs.format)
-    if fast_jpeg_decode and not LOADERS.get(name).supports_fast_jpeg:
-        raise GenImageError(f"the {name} loader always decodes at full size; fast_jpeg_decode needs "
-                            f"backend 'cpu' or 'ffcv'")
+    if fast_jpeg_decode:
+        _check_fast_jpeg(name)
     meta = rs.split(split).meta
     gen_ids = parse_generators(generators)
     gens = np.asarray(meta["generator"], dtype=np.int64)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.transforms import pixel_box
 from genimage_fast.records.lossless import MAGIC as LOSSLESS_MAGIC
 from genimage_fast.records.lossless import decode_lossless
@@ -46,14 +47,25 @@ _JPEG_MAGIC = b"\xff\xd8"
 
 
 @functools.lru_cache(maxsize=1)
-def turbojpeg():  # -> turbojpeg.TurboJPEG | None
-    """The libjpeg-turbo handle (one per process), or None when the library is not installed."""
+def _turbojpeg_handle() -> tuple[object | None, str | None]:
     try:
         from turbojpeg import TurboJPEG
 
-        return TurboJPEG()
-    except (ImportError, RuntimeError, OSError):
-        return None
+        return TurboJPEG(), None
+    except (ImportError, RuntimeError, OSError) as err:
+        return None, f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+def turbojpeg():  # -> turbojpeg.TurboJPEG | None
+    """The libjpeg-turbo handle (one per process), or None when the library is not installed."""
+    return _turbojpeg_handle()[0]
+
+
+def turbojpeg_missing() -> str | None:
+    """Why the DCT-scaled decode (fast_jpeg_decode) cannot run here, or None: it needs PyTurboJPEG."""
+    why = _turbojpeg_handle()[1]
+    return None if why is None else (f"PyTurboJPEG does not load ({why}); pip install PyTurboJPEG "
+                                     f"(needs libturbojpeg)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,7 +144,9 @@ def decode_jpeg(data) -> np.ndarray:
 def decode_jpeg_scaled(data, box: np.ndarray, size: int, flip: bool) -> np.ndarray:
     """The opt-in fast path (fast_jpeg_decode): decode at 1/d in the DCT domain, then resize the box."""
     tj = turbojpeg()
-    if tj is None or bytes(data[:2]) != _JPEG_MAGIC:
+    if tj is None:  # never a silent full-size decode under the "dct-scaled" name
+        raise GenImageError(f"fast_jpeg_decode: {turbojpeg_missing()}")
+    if bytes(data[:2]) != _JPEG_MAGIC:
         return resize_array(decode_full("jpeg", data), box, size, flip)
     try:
         from turbojpeg import TJPF_RGB

@@ -13,7 +13,6 @@ Fields of `<split>.beton` (names as FFCV sees them):
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
@@ -89,11 +88,26 @@ class _StagedSamples:
         return (image, *ints, i)
 
 
+def ffcv_missing() -> str | None:
+    """Why ffcv's writer / reader cannot be used here, or None. A real import, not find_spec: a package
+    that is found but fails to import (a missing system library, a broken build) must also be caught
+    before a convert does any work, not as a ModuleNotFoundError when it assembles the .beton."""
+    try:
+        import ffcv.fields  # noqa: F401
+        import ffcv.reader  # noqa: F401
+        import ffcv.writer  # noqa: F401
+    except Exception as err:  # ImportError, or OSError / RuntimeError from a native library
+        return f"{type(err).__name__}: {' '.join(str(err).split())}"
+    return None
+
+
 def require_ffcv() -> None:
     """One clear line instead of an ImportError deep inside a convert or a read."""
-    if importlib.util.find_spec("ffcv") is None:  # find, not import: importing ffcv takes seconds
-        raise GenImageError("--format ffcv needs the ffcv package; install it with "
-                            "pip install -e '.[ffcv]' (see DESIGN §8 for its system libraries)")
+    why = ffcv_missing()
+    if why:
+        raise GenImageError(f"ffcv records (--format ffcv) need the ffcv package, which does not import here "
+                            f"({why}); install it with pip install -e '.[ffcv]' (see DESIGN §8 for its system "
+                            f"libraries)")
 
 
 def image_field(store: StoreSpec) -> Any:
