@@ -14,6 +14,7 @@ from torchvision.transforms import RandomResizedCrop
 from genimage_fast.loaders.decode import dct_scale, decode_crop, opencv, resize_array, resize_box
 from genimage_fast.loaders.plan import EpochPlanner
 from genimage_fast.loaders.transforms import TransformSpec, make_crop_plan
+from tests.conftest import requires_turbojpeg
 
 
 def _smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -87,14 +88,23 @@ def test_resize_crop_box_is_an_image_size_crop_of_the_resized_image():
         assert np.allclose(crop[2:] - crop[:2], 224) and np.allclose(crop, np.round(crop))
 
 
-def test_jpeg_dct_scaled_decode_is_close_to_full_decode():
-    image = _smooth_image(1024, 1024, seed=1)
-    data = _encode(image, "JPEG", quality=95)
+def _jpeg_and_pil_resize() -> tuple[bytes, np.ndarray, np.ndarray]:
+    data = _encode(_smooth_image(1024, 1024, seed=1), "JPEG", quality=95)
     box = np.array([0.0, 0.0, 1.0, 1.0])
-    assert dct_scale(1024, 1024, box, 224) == 2 and dct_scale(1024, 1024, box, 64) == 8
     full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((224, 224), Image.BILINEAR))
+    return data, box, full
+
+
+@requires_turbojpeg  # the reduced decode is PyTurboJPEG's
+def test_jpeg_dct_scaled_decode_is_close_to_full_decode():
+    data, box, full = _jpeg_and_pil_resize()
+    assert dct_scale(1024, 1024, box, 224) == 2 and dct_scale(1024, 1024, box, 64) == 8
     ours = decode_crop("jpeg", data, box, 224, False, fast_jpeg=True)  # the opt-in fast_jpeg_decode
     assert np.abs(ours.astype(int) - full.astype(int)).mean() <= 1.0
+
+
+def test_jpeg_default_decode_is_full_size():
+    data, box, full = _jpeg_and_pil_resize()
     assert np.array_equal(decode_crop("jpeg", data, box, 224, False), full)  # the default: full size
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -53,7 +54,11 @@ def _turbojpeg_handle() -> tuple[object | None, str | None]:
 
         return TurboJPEG(), None
     except (ImportError, RuntimeError, OSError) as err:
-        return None, f"{type(err).__name__}: {' '.join(str(err).split())}"
+        why = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        # said once per process: full-size JPEGs then decode through PIL (same pixels, slower)
+        logging.getLogger(__name__).warning("PyTurboJPEG does not load (%s): JPEGs decode through PIL "
+                                            "(the same pixels, slower); fast_jpeg_decode is refused", why)
+        return None, why
 
 
 def turbojpeg():  # -> turbojpeg.TurboJPEG | None
