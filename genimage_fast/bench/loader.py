@@ -12,7 +12,9 @@ threads; each loader's share of it says how much the rest of the loader costs. G
 sets (e.g. `original` and `lossless` of the same tree), each store is also compared with `original`
 of its format: loader over loader, and per-core decode of the fakes. Each loader measurement skips
 its first batch (worker start-up, FFCV's JIT compile) and then times `batches` batches, crossing
-epochs when a split is shorter, so worker restarts between epochs are counted.
+epochs when a split is shorter, so worker restarts between epochs are counted. `--backend all` benches
+the installed backends and names each skipped one with its reason (a summary line, and
+`settings.skipped_backends` in the JSON); a backend named explicitly but missing is a one-line error.
 """
 
 from __future__ import annotations
