@@ -9,7 +9,7 @@ PY=${PYTHON:-.venv/bin/python}
 stubs=$(mktemp -d "${TMPDIR:-/tmp}/genimage-noext.XXXXXX")
 trap 'rm -rf "$stubs"' EXIT
 mkdir -p "$stubs/nvidia"
-for mod in ffcv turbojpeg; do
+for mod in ffcv turbojpeg wds2idx; do  # wds2idx: DALI's index tool, a top-level module of its wheel
   echo "raise ModuleNotFoundError(\"No module named '$mod'\", name='$mod')" > "$stubs/$mod.py"
 done
 echo "raise ModuleNotFoundError(\"No module named 'nvidia.dali'\", name='nvidia.dali')" > "$stubs/nvidia/dali.py"
@@ -25,7 +25,7 @@ export PYTHONPATH="$stubs${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" - <<'PY'
 import importlib
 
-for name in ("ffcv", "turbojpeg", "nvidia.dali"):
+for name in ("ffcv", "turbojpeg", "nvidia.dali", "wds2idx"):
     try:
         importlib.import_module(name)
     except ModuleNotFoundError:
