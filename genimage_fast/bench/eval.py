@@ -15,23 +15,15 @@ from typing import Any
 import torch
 
 from genimage_fast.bench.common import Measurement, report
-from genimage_fast.devices import resolve_device
-from genimage_fast.engine.evaluate import DEGRADE_AT, load_run, parse_specs, score_records
-from genimage_fast.errors import GenImageError
+from genimage_fast.engine.evaluate import DEGRADE_AT, open_inputs, parse_specs, score_records
 
 DEFAULT_SPECS = "none,lr:112,lr:64,jpeg:65,jpeg:30,blur:3,blur:5"  # Task 2
 
 
 def bench_eval(run: str, data: str, degrade: str = DEFAULT_SPECS, split: str = "val", batch_size: int = 64,
                backend: str = "auto", device: str = "auto") -> tuple[list[Measurement], dict[str, Any]]:
-    from genimage_fast.records import open_records
-
     specs = parse_specs(degrade)
-    dev = resolve_device(device)
-    loaded = load_run(run, dev)
-    records = open_records(data)
-    if split not in records.splits:
-        raise GenImageError(f"records {data} have no {split!r} split (have: {', '.join(records.splits) or 'none'})")
+    dev, loaded, records = open_inputs(run, data, split, device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     common = dict(split=split, batch_size=batch_size, backend=backend, device=dev)
     score_records(loaded, records, specs[:1], degrade_at="crop", **common)  # warm-up: caches, workers, kernels

@@ -534,6 +534,18 @@ def default_out(run: str | Path) -> Path:
 # Entry points
 
 
+def open_inputs(run: str | Path, data: str | Path, split: str, device: str) -> tuple[torch.device, LoadedRun, Any]:
+    """(device, the run's model, the records) for scoring `split`; a missing split is one line."""
+    from genimage_fast.records import open_records
+
+    dev = resolve_device(device)
+    loaded = load_run(run, dev)
+    records = open_records(data)
+    if split not in records.splits:
+        raise GenImageError(f"records {data} have no {split!r} split (have: {', '.join(records.splits) or 'none'})")
+    return dev, loaded, records
+
+
 def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = ("none",), out: str | Path | None = None,
              split: str = "val", save_predictions: bool = False, batch_size: int = 64, backend: str = "auto",
              device: str = "auto", degrade_at: str = "source") -> dict[str, Any]:
@@ -543,16 +555,10 @@ def evaluate(run: str | Path, data: str | Path, degrade: str | Sequence[str] = (
     transform) or "crop" (each spec on the model-size crop). Returns the results dict (DESIGN §4.5)
     and, when `out` is given, writes results.json / results.md (and predictions.csv) there.
     """
-    from genimage_fast.records import open_records
-
     check_degrade_at(degrade_at)
     resolve_checkpoint(run)  # a missing run is reported before anything else
     specs = parse_specs(degrade)
-    dev = resolve_device(device)
-    loaded = load_run(run, dev)
-    records = open_records(data)
-    if split not in records.splits:
-        raise GenImageError(f"records {data} have no {split!r} split (have: {', '.join(records.splits) or 'none'})")
+    dev, loaded, records = open_inputs(run, data, split, device)
     cfg = loaded.config
     start = time.perf_counter()
     predictions, protocol = score_records(loaded, records, specs, split=split, degrade_at=degrade_at,
