@@ -39,7 +39,10 @@ def scipy_weights(sigma: float, truncate: float = TRUNCATE) -> np.ndarray:
 def weight_table(sigmas: Sequence[float], truncate: float = TRUNCATE) -> tuple[torch.Tensor, torch.Tensor]:
     """(float64 [N, R+1] weights zero-padded to the largest radius R, int32 [N] radii) on the CPU."""
     cache: dict[float, np.ndarray] = {}
-    rows = [cache.setdefault(float(s), scipy_weights(float(s), truncate)) for s in sigmas]
+    for s in map(float, sigmas):  # one weight row per distinct sigma (CNNSpot batches repeat 0.0 often)
+        if s not in cache:
+            cache[s] = scipy_weights(s, truncate)
+    rows = [cache[float(s)] for s in sigmas]
     width = max((len(r) for r in rows), default=1)
     table = np.zeros((len(rows), width), dtype=np.float64)
     for i, row in enumerate(rows):

@@ -6,7 +6,7 @@ STAMP=.venv/.setup-stamp
 if [ -f "$STAMP" ] && [ "$STAMP" -nt setup.py ] && [ "$STAMP" -nt scripts/setup_env.sh ]; then
   exit 0
 fi
-need_pkgs="pkg-config libopencv-dev libturbojpeg0-dev g++ p7zip-full zip"  # 7z + zip: unpack and its tests
+need_pkgs="pkg-config libopencv-dev libturbojpeg0-dev g++ p7zip-full zip python3-venv"  # 7z + zip: unpack and its tests; python3-venv: Debian's python3 lacks ensurepip without it
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=""
   for p in $need_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -242,3 +242,19 @@ def test_augment_wants_a_host_generator() -> None:
     on_gpu = SimpleNamespace(device=torch.device("cuda", 0))  # stands in for a CUDA generator
     with pytest.raises(ValueError, match="CPU torch.Generator"):
         aug(batch(2), torch.zeros(2, dtype=torch.long), on_gpu)
+
+
+def test_augmix_mix_truncates_as_pil_blend() -> None:
+    """timm's AugMix ends with Image.blend(img, mixed, m), which truncates (0 and 3 at 0.5 give 1)."""
+    import numpy as np
+    from PIL import Image
+
+    from genimage_fast.engine.augment import blend_like_pil
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    for m in (0.0, 0.25, 0.5, 0.731, 1.0):
+        expected = np.asarray(Image.blend(Image.fromarray(a), Image.fromarray(b), m))
+        got = blend_like_pil(torch.from_numpy(a), torch.from_numpy(b), torch.tensor(m, dtype=torch.float32))
+        assert np.array_equal(got.numpy(), expected), m

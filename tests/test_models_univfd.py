@@ -141,3 +141,22 @@ def test_bad_clip_files_are_one_line(tmp_path):
     torch.save({"fc.weight": torch.zeros(1)}, tmp_path / "notclip.pt")
     with pytest.raises(GenImageError, match="no 'visual"):
         create_model("univfd", clip_weights=str(tmp_path / "notclip.pt"), **SMALL)
+
+
+def test_openai_torchscript_archive_loads(tmp_path):
+    """OpenAI's ViT-L-14.pt is a TorchScript archive (clip.load reads its state_dict()): so is this one."""
+
+    class Clip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = small_reference()
+
+        def forward(self, x):
+            return self.visual(x)
+
+    clip = Clip().eval()
+    torch.jit.trace(clip, torch.rand(1, 3, 224, 224)).save(str(tmp_path / "ViT-tiny.pt"))
+    model = create_model("univfd", clip_weights=str(tmp_path / "ViT-tiny.pt"), **SMALL).eval()
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model.features(x), clip.visual((x - CLIP_MEAN) / CLIP_STD), rtol=1e-4, atol=1e-5)

@@ -111,3 +111,17 @@ def test_convert_keeps_the_names_and_the_test_split(tmp_path, capsys):
     assert rs.manifest["counts"] == {"dalle": {"real": 0, "fake": 1}, "guided": {"real": 1, "fake": 1}}
     assert main(["scan", str(root), "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"dalle", "guided", "_skipped"}
+
+
+def test_universalfakedetect_scanned_from_above_its_folder(tmp_path):
+    """UniversalFakeDetect's dataset_paths.py: `diffusion_datasets/<gen>/{0_real,1_fake}` under a data root."""
+    root = tmp_path / "ufd_root"
+    for gen in ("guided", "laion", "ldm_200"):
+        put(root, f"diffusion_datasets/{gen}/0_real/a.png")
+        put(root, f"diffusion_datasets/{gen}/1_fake/b.png")
+    result = scan_tree(root)
+    assert {named(result, g) for _, _, g in by_path(result).values()} == {"guided", "laion", "ldm_200"}
+    one = tmp_path / "one"
+    put(one, "guided/0_real/a.png")
+    put(one, "guided/1_fake/b.png")
+    assert {named(scan_tree(one), g) for _, _, g in by_path(scan_tree(one)).values()} == {"guided"}

@@ -63,6 +63,12 @@ _ARGS = 6  # the widest per-image argument row (an affine map's six coefficients
 
 
 @functools.lru_cache(maxsize=64)
+def blend_like_pil(images: torch.Tensor, other: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """PIL's Image.blend(a, b, alpha) (timm's AugMix mix): a + alpha * (b - a) in float32, truncated to uint8."""
+    base = images.float()
+    return (base + alpha * (other.float() - base)).floor_().clamp_(0, 255).to(torch.uint8)
+
+
 def device_constant(values: tuple[float, ...], device: torch.device,
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A constant 1-D tensor on `device`, made once per (values, device, dtype) without a host sync."""
@@ -461,7 +467,7 @@ class AugMix:
                 chain = run_grouped(chain, step, params)
             mixed += weights[w] * chain.float()
         mixed = mixed.clamp_(0, 255).to(torch.uint8).float()  # timm: np.clip then astype(uint8)
-        return (images.float() * (1.0 - m) + mixed * m).round_().clamp_(0, 255).to(torch.uint8)
+        return blend_like_pil(images, mixed, m)
 
     def __call__(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         params = HostParams()

@@ -116,7 +116,7 @@ def compute_split(source: FeatureSource, records, split: str, out: Path, key: st
         for batch in loader:
             with autocast:
                 f = source.model.features(batch.images.float().div_(255.0))
-            idx = batch.indices.numpy()
+            idx = batch.indices.cpu().numpy()  # the prefetcher moves every Batch field to the device
             feats[idx] = f.float().cpu().numpy()
             done = int(idx.max()) + 1
             feats.flush()  # the rows are on disk before the progress says so

@@ -35,7 +35,6 @@ the model as `model.pretrained_info` for the run's records.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import torch
 from torch import nn
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.records.hashing import sha256_file
 from genimage_fast.registry import Registry
 
 IMAGENET_HEADS = ("fc", "last_linear", "head")  # torchvision/timm ResNet + Xception, Cadene, timm ViTs
@@ -84,14 +84,6 @@ MAPPINGS: Registry[Mapper] = Registry("pretrained mapping")
 
 def _under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

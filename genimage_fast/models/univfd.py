@@ -15,7 +15,6 @@ checked against `clip_sha256` when given. Without a file (tests, random weights)
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from torch import nn
 from genimage_fast.errors import GenImageError
 from genimage_fast.models.common import Normalize
 from genimage_fast.models.factory import ModelSpec, register_model
+from genimage_fast.records.hashing import sha256_file
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # UniversalFakeDetect data/datasets.py MEAN["clip"]
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 VIT_L14 = {"embed_dim": 1024, "depth": 24, "num_heads": 16, "patch_size": 14, "feature_dim": 768}
 PROBE_INIT_STD = 0.02  # networks/trainer.py: torch.nn.init.normal_(self.model.fc.weight.data, 0.0, opt.init_gain)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def clip_image_tower(embed_dim: int, depth: int, num_heads: int, patch_size: int, feature_dim: int,
@@ -51,14 +43,27 @@ def clip_image_tower(embed_dim: int, depth: int, num_heads: int, patch_size: int
                              act_layer="quick_gelu", num_classes=feature_dim, global_pool="token")
 
 
+def _load_clip_file(path: Path) -> object:
+    """A state dict from a CLIP file: a plain checkpoint (weights_only), or the TorchScript archive that
+    OpenAI's `clip.load` downloads (ViT-L-14.pt), read as clip.load does for its state dict."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign / damaged files
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "TorchScript" not in str(exc):
+            raise GenImageError(f"CLIP weights {path}: cannot be read ({first})") from None
+    try:  # a local file the user named; clip.load does the same (torch.jit.load(...).state_dict())
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except Exception as exc:
+        raise GenImageError(f"CLIP weights {path}: a TorchScript archive that cannot be loaded "
+                            f"({str(exc).splitlines()[0]})") from None
+
+
 def read_clip_visual(path: Path, tower: nn.Module) -> dict[str, torch.Tensor]:
     """A CLIP checkpoint's image tower in timm's names; every tensor accounted for, or one line naming it."""
     from timm.models.vision_transformer import _convert_openai_clip
 
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for foreign / damaged files
-        raise GenImageError(f"CLIP weights {path}: cannot be read ({str(exc).splitlines()[0]})") from None
+    obj = _load_clip_file(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

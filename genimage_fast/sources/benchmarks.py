@@ -61,13 +61,27 @@ def _label_folders(root: Path) -> list[Path]:
     return found
 
 
-def _place(root: Path, label_folder: Path) -> tuple[str, str, str]:
-    """(split, generator folder name, relative label folder) of one 0_real/1_fake folder."""
+def _shared_prefix(root: Path, folders: list[Path]) -> int:
+    """How many leading folders every split-less label folder's path shares (`diffusion_datasets/`
+    above UniversalFakeDetect's generators): the generator is the first folder after them."""
+    paths = [f.relative_to(root).parts[:-1] for f in folders]
+    paths = [p for p in paths if not any(c.lower() in SPLIT_FOLDERS for c in p)]
+    if not paths:
+        return 0
+    n = 0
+    while all(len(p) > n and p[n] == paths[0][n] for p in paths):
+        n += 1
+    return n
+
+
+def _place(root: Path, label_folder: Path, shared: int = 0) -> tuple[str, str, str]:
+    """(split, generator folder name, relative label folder) of one 0_real/1_fake folder; `shared`:
+    leading folders common to every split-less label folder (see _shared_prefix)."""
     parts = label_folder.relative_to(root).parts[:-1]
     split_at = next((i for i, p in enumerate(parts) if p.lower() in SPLIT_FOLDERS), None)
     if split_at is None:
-        split, rest = DEFAULT_SPLIT, list(parts)
-        owner = root.name
+        split, rest = DEFAULT_SPLIT, list(parts[shared:])
+        owner = parts[shared - 1] if shared > 0 else root.name
     else:
         split, rest = parts[split_at].lower(), list(parts[split_at + 1:])
         owner = parts[split_at - 1] if split_at > 0 else root.name
@@ -117,7 +131,8 @@ def scan_zero_one(root: Path) -> ScanResult | None:
     folders = _label_folders(root)
     if not folders:
         return None
-    placed = [(f, *_place(root, f)) for f in folders]
+    shared = _shared_prefix(root, folders)
+    placed = [(f, *_place(root, f, shared)) for f in folders]
     ids = _Ids({gen for _, _, gen, _ in placed})
     samples, skipped = [], []
     for folder, split, gen, rel in placed:

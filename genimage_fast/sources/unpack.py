@@ -261,6 +261,8 @@ def _wanted(subsets: dict[str, Subset], generators: Sequence[int | str] | str | 
     ids = parse_generators(generators)
     if ids is None:
         return [subsets[name] for name in sorted(subsets)]
+    if any(i < 0 for i in ids):
+        raise GenImageError("--generators: -1 (unknown) names no release subset; give names such as sdv14,adm")
     folders = [GENERATORS[i].folder for i in ids]
     missing = [f for f in folders if f not in subsets]
     if missing:
