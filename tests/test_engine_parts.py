@@ -219,6 +219,8 @@ def test_recipe_keys_are_one_line_errors() -> None:
     for overrides, message in ((["aug.mixup=0.8", "loss.name=bce"], "need loss.name 'ce'"),
                                (["aug.repeated_aug=0"], "repeated_aug"),
                                (["schedule.plateau_factor=1.5"], "plateau_factor"),
-                               (["aug.mixup_switch_prob=2"], "mixup_switch_prob")):
+                               (["aug.mixup_switch_prob=2"], "mixup_switch_prob"),
+                               (["schedule.name=plateau", "data.selection_fraction=0.1", "train.val_every=2"],
+                                "needs train.val_every 1")):
         with pytest.raises(GenImageError, match=message):
             check_recipe_keys(config_from_dict({}, overrides))

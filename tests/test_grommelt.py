@@ -246,3 +246,22 @@ def test_protocol_on_demo_data_selects_what_their_rules_select(tmp_path):
         got = {sp.meta["path"][i] for i in range(len(sp)) if sp.meta["label"][i] == 0}
         assert got == expected.get(split, set()), split
     assert sum(len(v) for v in expected.values()) > 0  # the demo has reals the protocol keeps
+
+
+def test_balanced_protocol_keeps_per_class_min_of_each(tmp_path):
+    """get_data.py:10-20 balance_per_class: per class, min(reals, fakes) of each, random_state=42."""
+    root = tmp_path / "src"
+    _tree(root, "imagenet_ai_0419_sdv4", 512, SDV4_REALS, 4, "png")
+    convert(root, tmp_path / "rec", fmt="dali", protocol="grommelt-balanced", progress=False)
+    sp = open_records(tmp_path / "rec").split("train")
+    per = {}
+    for i in range(len(sp)):
+        key = (int(sp.meta["class_id"][i]), int(sp.meta["label"][i]))
+        per[key] = per.get(key, 0) + 1
+    reals = {}
+    for name, w, h, q in SDV4_REALS:  # n01440764 = class 0, n01443537 = class 1
+        if q == 96 and 450 <= w <= 550 and 450 <= h <= 550:
+            cls = 0 if name.startswith("n01440764") else 1
+            reals[cls] = reals.get(cls, 0) + 1
+    for cls, n_real in reals.items():
+        assert per.get((cls, 0)) == per.get((cls, 1)) == min(n_real, 4), (cls, per)

@@ -239,8 +239,8 @@ def check_degrade_at(value: str) -> str:
     return value
 
 
-def eval_loader(loaded: LoadedRun, records: Any, split: str, batch_size: int, backend: str, device: torch.device,
-                degrade: str | None = None) -> Any:
+def eval_loader(loaded: LoadedRun | RecipeConfig, records: Any, split: str, batch_size: int, backend: str,
+                device: torch.device, degrade: str | None = None) -> Any:
     """The run's eval loader: its eval transform and decode settings, optionally degrading at source.
 
     The run's opt-in reduced-scale JPEG decode (data.fast_jpeg_decode) exists only on the box path
@@ -249,7 +249,7 @@ def eval_loader(loaded: LoadedRun, records: Any, split: str, batch_size: int, ba
     """
     from genimage_fast.loaders import build_loader
 
-    cfg = loaded.config
+    cfg = loaded if isinstance(loaded, RecipeConfig) else loaded.config  # a run, or a recipe (feature cache)
     transform = cfg.data.eval_transform or DEFAULT_EVAL_TRANSFORM
     fast = cfg.data.fast_jpeg_decode and degrade is None and transform == DEFAULT_EVAL_TRANSFORM
     return build_loader(records, backend=backend if backend != "auto" else cfg.data.backend, batch_size=batch_size,

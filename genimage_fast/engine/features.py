@@ -62,8 +62,9 @@ def load_source(model_or_run: str | Path, overrides: tuple[str, ...] = (), devic
         raise GenImageError(f"model {cfg.model.name!r} has no frozen features to cache (a model with a frozen "
                             f"backbone and `.features(x)`, as univfd)")
     identity = {"model": cfg.model.name, "kwargs": cfg.model.kwargs,
-                "weights_sha256": getattr(model, "backbone_sha256", ""),
-                "eval_transform": getattr(cfg.data, "eval_transform", None), "image_size": cfg.data.image_size}
+                "weights_sha256": getattr(model, "backbone_sha256", ""), "eval_transform": cfg.data.eval_transform,
+                "image_size": cfg.data.image_size, "resize_size": cfg.data.resize_size,
+                "fast_jpeg_decode": cfg.data.fast_jpeg_decode}
     if not identity["weights_sha256"]:  # random or in-checkpoint backbone: hash its tensors
         digest = hashlib.sha256()
         for key, value in sorted(model.state_dict().items()):
@@ -83,14 +84,13 @@ def _progress(out: Path, split: str) -> Path:
 
 
 def compute_split(source: FeatureSource, records, split: str, out: Path, key: str, batch_size: int,
-                  device: torch.device, backend: str = "auto", num_workers: int = 2) -> int:
+                  device: torch.device, backend: str = "auto") -> int:
     """Fill OUT/{split}.npy (resuming after the rows already written); returns the row count."""
-    from genimage_fast.loaders import build_loader
+    from genimage_fast.engine.evaluate import eval_loader
 
     cfg = source.config
-    loader = build_loader(records, backend=backend, batch_size=batch_size, train=False, split=split,
-                          image_size=cfg.data.image_size, device=device, num_workers=num_workers,
-                          eval_transform=getattr(cfg.data, "eval_transform", None), drop_last=False)
+    # exactly the loader `eval` feeds the model (eval transform, resize size, decode settings)
+    loader = eval_loader(cfg, records, split, batch_size, backend, device)
     n = len(records.split(split))
     meta = records.split(split).meta
     probe = source.model.features(torch.zeros(1, 3, cfg.data.image_size, cfg.data.image_size, device=device))
@@ -127,7 +127,7 @@ def compute_split(source: FeatureSource, records, split: str, out: Path, key: st
 
 def compute_features(model_or_run: str | Path, data: str | Path, out: str | Path | None = None,
                      splits: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (), batch_size: int = 64,
-                     device: str = "auto", backend: str = "auto", num_workers: int = 2) -> Path:
+                     device: str = "auto", backend: str = "auto") -> Path:
     """Cache the features of every (chosen) split of RECORDS; returns the cache folder."""
     from genimage_fast.records import open_records
 
@@ -138,8 +138,7 @@ def compute_features(model_or_run: str | Path, data: str | Path, out: str | Path
     out_path = Path(out) if out else Path(records.root) / FEATURES_DIR / key[:16]
     out_path.mkdir(parents=True, exist_ok=True)
     chosen = splits or tuple(records.splits)
-    counts = {s: compute_split(source, records, s, out_path, key, batch_size, dev, backend, num_workers)
-              for s in chosen}
+    counts = {s: compute_split(source, records, s, out_path, key, batch_size, dev, backend) for s in chosen}
     meta = {"key": key, "identity": source.identity, "records": str(Path(records.root).resolve()), "splits": counts,
             "config": config_to_dict(source.config), "dtype": "float32"}
     atomic_write_text(out_path / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")

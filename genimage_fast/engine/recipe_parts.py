@@ -31,7 +31,11 @@ def check_recipe_keys(cfg: RecipeConfig) -> None:
              (o.dampening >= 0.0, f"optim.dampening must be >= 0, got {o.dampening}"),
              (sc.lag >= 0 and sc.cooldown_epochs >= 0, "schedule.lag and schedule.cooldown_epochs must be >= 0"),
              (sc.plateau_patience >= 1 and 0.0 < sc.plateau_factor < 1.0,
-              "schedule.plateau_patience must be >= 1 and schedule.plateau_factor in (0, 1)")]
+              "schedule.plateau_patience must be >= 1 and schedule.plateau_factor in (0, 1)"),
+             # the plateau judges each epoch on one score: selection accuracy needs a validation every epoch
+             (not (sc.name == "plateau" and cfg.data.selection_fraction > 0 and cfg.train.val_every != 1),
+              f"schedule plateau on the selection set needs train.val_every 1 (got {cfg.train.val_every}): "
+              f"otherwise epochs without a validation would be judged on the training loss instead")]
     for ok, message in rules:
         if not ok:
             raise GenImageError(message)

@@ -29,6 +29,7 @@ import torch
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.base import LOADERS, Loader
 from genimage_fast.loaders.decode import decode_full
+from genimage_fast.loaders.gpu_decode import NVJPEG
 from genimage_fast.loaders.plan import BatchPlan
 
 
@@ -96,10 +97,15 @@ class DaliLoader(Loader):
             if self.records.store == "lossless" else None
         self._pipe = None  # built on first use
         self._pool: ThreadPoolExecutor | None = None  # host threads for the full-image pipeline
+        # A full-image pipeline runs on the host, so its images are decoded there too (DALI's CPU decoder:
+        # PIL's pixels); only the box path on a GPU uses nvJPEG, and says so.
+        self._gpu_decode = self.device.type == "cuda" and self.pipeline is None
+        if self._gpu_decode and not self._raw:
+            self.decoder = NVJPEG
 
     def _pipeline(self):
         if self._pipe is None:
-            device_id = self.device.index if self.device.type == "cuda" else None
+            device_id = self.device.index if self._gpu_decode else None
             self._pipe = build_pipeline(self.planner.batch_size, self.image_size, self.num_workers,
                                         device_id, self._raw, decode_only=self.pipeline is not None)
         return self._pipe

@@ -159,12 +159,15 @@ def _subsample(fakes: Sequence, n: int) -> list:
 
 def _balance_per_class(reals: Sequence, fakes: Sequence) -> tuple[list, list]:
     """balance_per_class: per class, min(reals, fakes) of each, seed 42 (unknown classes dropped)."""
+    by_class: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for side, items in ((0, reals), (1, fakes)):
+        for it in items:
+            by_class[it.class_id][side].append(it)
     out_r, out_f = [], []
-    for cls in sorted({it.class_id for it in reals} | {it.class_id for it in fakes}):
+    for cls in sorted(by_class):
         if cls < 0:
             continue
-        r = sorted((it for it in reals if it.class_id == cls), key=lambda it: it.relpath)
-        f = sorted((it for it in fakes if it.class_id == cls), key=lambda it: it.relpath)
+        r, f = (sorted(group, key=lambda it: it.relpath) for group in by_class[cls])
         n = min(len(r), len(f))
         out_r += _subsample(r, n)
         out_f += _subsample(f, n)
