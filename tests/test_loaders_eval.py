@@ -241,7 +241,8 @@ def test_one_line_errors(make_records):
         (dict(train=True, degrade="blur:3"), "evaluation only"),
         (dict(train=True, train_transform="rcc"), "unknown train transform 'rcc'.*did you mean: rrc"),
         (dict(train=True, transform_options={"offset": 1}), "takes no transform_options"),
-        (dict(train=True, train_transform="test_noisy_crop", transform_options={"bad": 1}), "bad transform_options"),
+        (dict(train=True, train_transform="test_noisy_crop", transform_options={"bad": 1}),
+         "unknown option 'bad'; options: offset"),
         (dict(train=False, degrade="jpeg:30", fast_jpeg_decode=True), "fast_jpeg_decode applies only"),
         (dict(train=False, fast_jpeg_decode=True, backend="dali"), "always decodes at full size"),
     ]

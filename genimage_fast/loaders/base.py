@@ -30,6 +30,7 @@ from genimage_fast.loaders.pipelines import (
     EVAL_TRANSFORMS,
     TRAIN_TRANSFORMS,
     SamplePipeline,
+    build_transform,
     load_transforms,
     parse_degrade,
 )
@@ -272,7 +273,7 @@ def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | No
             names = [*BOX_TRANSFORMS, *TRAIN_TRANSFORMS.names()]
             raise GenImageError(f"unknown train transform {train_transform!r}"
                                 f"{close_matches(str(train_transform), names)}; choose from: {', '.join(names)}")
-        transform = _build(TRAIN_TRANSFORMS, "train", train_transform, image_size, options)
+        transform = build_transform(TRAIN_TRANSFORMS, train_transform, image_size, options)
         return "full", SamplePipeline(transform, image_size, None, train=True, seed=seed)
     name = eval_transform or "resize_centre"
     EVAL_TRANSFORMS.get(name)  # unknown: one line with close matches
@@ -281,11 +282,7 @@ def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | No
         if spec is None and not options:
             return "eval", None  # the box path: decode + one resize, same pixels as the transform
         options.setdefault("resize_size", resize_size)
-    return "full", SamplePipeline(_build(EVAL_TRANSFORMS, "eval", name, image_size, options), image_size, spec)
+    return "full", SamplePipeline(build_transform(EVAL_TRANSFORMS, name, image_size, options), image_size, spec)
 
 
-def _build(registry, what: str, name: str, image_size: int, options: dict):
-    try:
-        return registry.get(name)(image_size=image_size, **options)
-    except TypeError as err:  # an option the factory does not take
-        raise GenImageError(f"{what} transform {name!r}: bad transform_options {options}: {err}") from None
+

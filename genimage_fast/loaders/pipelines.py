@@ -43,6 +43,26 @@ TRAIN_TRANSFORMS: Registry[TransformFactory] = Registry("train transform")
 _SAMPLE_STREAM = 0x7478  # keeps per-sample draws apart from the epoch order and crop-plan streams
 
 
+def build_transform(registry: Registry[TransformFactory], name: str, image_size: int,
+                    options: dict[str, Any] | None = None) -> ImageTransform:
+    """registry[name](image_size=..., **options); an unknown option is one GenImageError line naming the
+    factory's options (what the loaders and the tests both build through)."""
+    import dataclasses
+
+    factory = registry.get(name)
+    options = dict(options or {})
+    if dataclasses.is_dataclass(factory):
+        known = [f.name for f in dataclasses.fields(factory) if f.init and f.name != "image_size"]
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            raise GenImageError(f"{registry.kind} {name!r}: unknown option {unknown[0]!r}; "
+                                f"options: {', '.join(known) or 'none'}")
+    try:
+        return factory(image_size=image_size, **options)
+    except TypeError as err:  # a function factory's signature
+        raise GenImageError(f"{registry.kind} {name!r}: bad transform_options {options}: {err}") from None
+
+
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The per-sample generator of a train transform: a pure function of (seed, epoch, index)."""
     return np.random.default_rng([int(seed), int(epoch), int(index), _SAMPLE_STREAM])

@@ -31,7 +31,6 @@ gramnet) reverse the planes to BGR inside themselves, so their networks see the 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -43,7 +42,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.loaders.pipelines import TRAIN_TRANSFORMS, ImageTransform
+from genimage_fast.loaders.pipelines import TRAIN_TRANSFORMS, ImageTransform, build_transform
 
 _PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS,
                 "nearest": Image.NEAREST}  # CNNDetection data/datasets.py:128-131 (rz_dict)
@@ -246,12 +245,4 @@ class GramNetTrain:
 
 def build_train_transform(name: str, image_size: int, options: dict[str, Any] | None = None) -> ImageTransform:
     """TRAIN_TRANSFORMS[name](image_size=..., **options); an unknown option is one GenImageError line."""
-    factory = TRAIN_TRANSFORMS.get(name)
-    options = dict(options or {})
-    if dataclasses.is_dataclass(factory):
-        known = [f.name for f in dataclasses.fields(factory) if f.init and f.name != "image_size"]
-        unknown = [k for k in options if k not in known]
-        if unknown:
-            raise GenImageError(f"train transform {name!r}: unknown option {unknown[0]!r}; "
-                                f"options: {', '.join(known)}")
-    return factory(image_size=image_size, **options)
+    return build_transform(TRAIN_TRANSFORMS, name, image_size, options)
