@@ -273,12 +273,9 @@ RULES: dict[str, Rule] = {
 
 
 def _generator_names(v: list[str]) -> list[str]:
-    """Names in the paper's order, whatever the user wrote (ids such as "1" included), so every
-    later lookup by name (results, Table 5) finds them."""
-    from genimage_fast.generators import generator_name, parse_generators
+    from genimage_fast.generators import generator_names as names  # (this module's generator_names is a rule)
 
-    ids = parse_generators(v)
-    return [generator_name(g) for g in ids] if ids is not None else []
+    return names(v)
 
 
 # Keys whose valid values are normalised to one spelling after their rule passed.

@@ -47,6 +47,12 @@ def generator_name(gid: int, extra: Mapping[int, str] | None = None) -> str:
     return extra.get(gid, "unknown") if extra else "unknown"
 
 
+def generator_names(generators: str | Sequence[int | str] | None) -> list[str]:
+    """Names in the paper's order, whatever the user wrote (ids such as "1" included), so every later
+    lookup by name (results, Table 5) finds them; [] for None / all."""
+    return [generator_name(g) for g in parse_generators(generators) or []]
+
+
 _ALIASES = {alias.lower(): g.id for g in GENERATORS for alias in (g.name, g.folder, g.title, g.token, *g.parents)}
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.generators import GENERATOR_NAMES, generator_name, parse_generators
+from genimage_fast.generators import GENERATOR_NAMES, generator_names
 from genimage_fast.registry import close_matches
 
 REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"  # the checkout's recipes (editable install)
@@ -81,7 +81,7 @@ def load_protocol(path: str | Path | None = None, **overrides: Any) -> Protocol:
     if protocol.train_generators == ["all"]:
         protocol.train_generators = list(GENERATOR_NAMES)
     # unknown names: one clear error; ids ("1") become names, which results and Table 5 use
-    protocol.train_generators = [generator_name(g) for g in parse_generators(protocol.train_generators) or []]
+    protocol.train_generators = generator_names(protocol.train_generators)
     if not protocol.recipes:
         raise GenImageError("the protocol names no recipe")
     return protocol

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.generators import GENERATOR_NAMES, generator_name, parse_generators
+from genimage_fast.generators import GENERATOR_NAMES, generator_names
 
 ALL = "all"  # training key of a run trained on every generator
 RESULT_LOCATIONS = ("results.json", "eval/results.json")  # inside a folder given instead of a file
@@ -63,7 +63,7 @@ def load_run_result(path: str | Path) -> RunResult:
         raise GenImageError(f"{file} is not an eval results.json (no 'accuracy' table)")
     method = results.get("recipe") or results.get("model") or file.parent.name
     # ids such as "1" (older results) become names, so every lookup by name (Table 5) finds them
-    train = tuple(generator_name(g) for g in parse_generators(results.get("train_generators") or []) or [])
+    train = tuple(generator_names(results.get("train_generators") or []))
     return RunResult(file, str(method), train, results)
 
 
