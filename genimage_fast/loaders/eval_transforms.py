@@ -39,8 +39,8 @@ from PIL import Image
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.pipelines import EVAL_TRANSFORMS
 
-_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS,
-                "nearest": Image.NEAREST}
+PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS,
+               "nearest": Image.NEAREST}  # by name, for the originals' interpolation options (eval and train)
 
 
 def _check(image: np.ndarray) -> np.ndarray:
@@ -50,9 +50,9 @@ def _check(image: np.ndarray) -> np.ndarray:
 
 
 def _filter(name: str) -> int:
-    if name not in _PIL_FILTERS:
-        raise GenImageError(f"unknown interpolation {name!r}; expected one of {', '.join(_PIL_FILTERS)}")
-    return _PIL_FILTERS[name]
+    if name not in PIL_FILTERS:
+        raise GenImageError(f"unknown interpolation {name!r}; expected one of {', '.join(PIL_FILTERS)}")
+    return PIL_FILTERS[name]
 
 
 def _cv2():

@@ -42,10 +42,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.loaders.eval_transforms import PIL_FILTERS, short_side_size  # CNNDetection's rz_dict
 from genimage_fast.loaders.pipelines import TRAIN_TRANSFORMS, ImageTransform, build_transform
-
-_PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS,
-                "nearest": Image.NEAREST}  # CNNDetection data/datasets.py:128-131 (rz_dict)
 
 
 def _need_rng(rng: np.random.Generator | None, name: str) -> np.random.Generator:
@@ -82,11 +80,8 @@ def _flip(image: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
 
 def _short_side(image: Image.Image, size: int, resample: int) -> Image.Image:
     """torchvision TF.resize(img, size) on a PIL image: short side -> size, long side truncated."""
-    w, h = image.size
-    short, long = (w, h) if w <= h else (h, w)
-    new_short, new_long = size, int(size * long / short)
-    new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    return image if (new_w, new_h) == (w, h) else image.resize((new_w, new_h), resample)
+    new = short_side_size(*image.size, size)
+    return image if new == image.size else image.resize(new, resample)
 
 
 def cv2_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -143,10 +138,10 @@ class CNNSpotTrain:
         sig = _as_list(self.blur_sig, float, "blur_sig")
         methods = _as_list(self.jpg_method, str, "jpg_method")
         qual = _as_list(self.jpg_qual, int, "jpg_qual")
-        bad = [m for m in interp if m not in _PIL_FILTERS] + [m for m in methods if m not in _JPEG]
+        bad = [m for m in interp if m not in PIL_FILTERS] + [m for m in methods if m not in _JPEG]
         if bad:
             raise GenImageError(f"cnnspot train transform: unknown rz_interp/jpg_method {bad[0]!r} "
-                                f"(rz_interp: {', '.join(_PIL_FILTERS)}; jpg_method: cv2, pil)")
+                                f"(rz_interp: {', '.join(PIL_FILTERS)}; jpg_method: cv2, pil)")
         if len(sig) not in (1, 2) or min(sig) < 0:
             raise GenImageError(f"cnnspot train transform: blur_sig is one sigma or [lo, hi], >= 0; "
                                 f"got {self.blur_sig!r}")
@@ -165,7 +160,7 @@ class CNNSpotTrain:
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         rng = _need_rng(rng, "cnnspot")
-        resample = _PIL_FILTERS[_choice(rng, self.rz_interp)]
+        resample = PIL_FILTERS[_choice(rng, self.rz_interp)]
         img = np.array(_short_side(Image.fromarray(image), self.load_size, resample))
         if float(rng.random()) < self.blur_prob:
             sigma = _continuous(rng, self.blur_sig)
