@@ -28,6 +28,7 @@ class PaperTable:
     row_kind: str  # "train_generator" or "method"
     columns: tuple[str, ...]  # generator names or degradation specs
     rows: dict[str, dict[str, float]]
+    avg_header: str = "Avg Acc.(%)"  # the last column's header where `report` prints the table as published
 
 
 def _table(values: dict[str, list[float]], columns: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -133,7 +134,7 @@ SUPPLEMENT_TABLES: dict[str, PaperTable] = {"supp_table1": SUPP_TABLE1}
 
 
 # Beyond the GenImage paper: published numbers of the protocols and detectors the field compares
-# against, in the same shape (mean accuracy over the 8 testing subsets, percent).
+# against, in the same shape (percent; each caption says what was trained, what tested and which metric).
 GROMMELT = PaperTable(
     reference="Grommelt et al. 2024, \"Fake or JPEG? Revealing Common Biases in Generated Image Detection "
               "Datasets\" (gendetection/UnbiasedGenImage)",
@@ -144,4 +145,28 @@ GROMMELT = PaperTable(
     rows=_table({"resnet50 (GenImage as released)": [71.3], "resnet50 (grommelt protocol)": [83.4],
                  "swin_t (grommelt protocol)": [86.8]}, ()),
 )
-REFERENCE_TABLES: dict[str, PaperTable] = {"grommelt": GROMMELT}
+
+# NPR's GenImage numbers are in its repository's README only: the CVPR paper (arXiv 2312.10461) tests on
+# ForenSynths, GANGen-Detection, DiffusionForensics, UniversalFakeDetect and Diffusion1kStep (its Tables 1-5,
+# the README's "Table1 Test" .. "Table5 Test" rows), none of them GenImage. The README section
+# "Detection Results / GenImage" (added in commit e2dbbe6, 2024-06-15; README.md lines 178-238 at 73cde1c)
+# prints one model trained on SD V1.4 and tested on the other seven subsets, Acc. and A.P.; its Mean is
+# over those seven. Its rows, in its order and spelling:
+#   ADM 87.8 96.0 | biggan 80.7 89.8 | glide 93.2 99.1 | midjourney 91.7 97.9 | sdv5 94.4 99.9 |
+#   vqdm 88.7 96.1 | wukong 94.0 99.7 | Mean 90.1 96.9
+NPR_COLUMNS: tuple[str, ...] = tuple(g for g in GENERATOR_NAMES if g != "sdv14")
+NPR = PaperTable(
+    reference="Tan et al., CVPR 2024, \"Rethinking the Up-Sampling Operations in CNN-based Generative Network for "
+              "Generalizable Deepfake Detection\" (NPR): chuangchuangtan/NPR-DeepfakeDetection README, "
+              "\"Detection Results / GenImage\" (commit e2dbbe6); the paper itself has no GenImage table",
+    caption="NPR trained on SD V1.4 only (their train.py --classes sdv4 --niter 1 --batch_size 32 --lr 0.0002 "
+            "--cropSize 224, seed 70, 'translate and duplicate' (images under 224 px tiled) instead of resize; "
+            "not recipes/npr.yaml's ProGAN-style 50 epochs), tested on the 7 other subsets with no_crop=False: "
+            "accuracy and average precision, Mean over those 7",
+    row_kind="method",
+    columns=NPR_COLUMNS,
+    rows=_table({"npr (accuracy)": [91.7, 94.4, 87.8, 93.2, 94.0, 88.7, 80.7, 90.1],
+                 "npr (AP)": [97.9, 99.9, 96.0, 99.1, 99.7, 96.1, 89.8, 96.9]}, NPR_COLUMNS),
+    avg_header="Mean (%)",
+)
+REFERENCE_TABLES: dict[str, PaperTable] = {"grommelt": GROMMELT, "npr": NPR}

@@ -198,10 +198,10 @@ def _reference_tables() -> list[str]:
     """Published numbers beyond the GenImage paper (paper_numbers.REFERENCE_TABLES), cited."""
     md = ["\n## Reference numbers beyond the paper\n"]
     for table in REFERENCE_TABLES.values():
-        rows = [[row, *(format_percent(v / 100.0) for k, v in cells.items() if k != "avg"),
-                 format_percent(cells["avg"] / 100.0)] for row, cells in table.rows.items()]
+        rows = [[row, *(format_percent(cells[c] / 100.0) for c in [*table.columns, AVG])]
+                for row, cells in table.rows.items()]
         md.append(f"\n{table.caption}. Source: {table.reference}.\n\n"
-                  + markdown_table(["Setting", *table.columns, "Avg Acc.(%)"], rows))
+                  + markdown_table(_header("Setting", table.columns, table.avg_header), rows))
     return md
 
 
@@ -290,8 +290,8 @@ def build_report(runs: Sequence[RunResult], out: Path) -> tuple[dict[str, Any], 
         md.append("\n## Cross-benchmark: trained on GenImage, tested on other benchmarks\n")
         md += _cross_benchmark(elsewhere, data)
     md += _reference_tables()
-    data["reference"] = {key: {"reference": t.reference, "caption": t.caption, "rows": _as_fractions(t.rows)}
-                         for key, t in REFERENCE_TABLES.items()}
+    data["reference"] = {key: {"reference": t.reference, "caption": t.caption, "columns": list(t.columns),
+                               "rows": _as_fractions(t.rows)} for key, t in REFERENCE_TABLES.items()}
     data["notes"] = marks.footnotes.as_dict()
     return data, "".join(md)
 
