@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genimage_fast.errors import GenImageError
+from genimage_fast.kernels.runtime import upload
 from genimage_fast.loaders import eval_transforms as host
 from genimage_fast.loaders.npr_transforms import NPREval
 from genimage_fast.registry import Registry
@@ -66,9 +68,9 @@ def pil_coefficients(in_size: int, start: float, end: float, out_size: int,
                      filter_name: str = "bilinear") -> tuple[int, np.ndarray]:
     """Resample.c `precompute_coeffs` for the span [start, end) of an axis of in_size pixels resized to
     out_size: (first source pixel, float64 weights [out_size, k] over source pixels first .. first+k-1)."""
-    support_1 = _FILTER_SUPPORT.get(filter_name)
-    if support_1 is None:
-        _filter(filter_name, np.zeros(1))  # raises the one-line error
+    if filter_name not in _FILTER_SUPPORT:
+        raise ValueError(f"no device resampler for PIL filter {filter_name!r}; have: {', '.join(_FILTER_SUPPORT)}")
+    support_1 = _FILTER_SUPPORT[filter_name]
     start32, end32 = np.float32(start), np.float32(end)  # the C signature takes floats: (float)(in1 - in0)
     scale = float(end32 - start32) / out_size
     filterscale = max(scale, 1.0)
@@ -95,18 +97,11 @@ def _clip8(sums: torch.Tensor) -> torch.Tensor:
     return torch.floor((sums + float(1 << (PRECISION_BITS - 1))) / float(1 << PRECISION_BITS)).clamp_(0, 255)
 
 
-def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    host_tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cuda":
-        return host_tensor.pin_memory().to(device, non_blocking=True)
-    return host_tensor
-
-
 def pil_resize(x: torch.Tensor, size: tuple[int, int], filter_name: str = "bilinear",
                box: tuple[float, float, float, float] | None = None) -> torch.Tensor:
     """PIL's `Image.resize((w, h), filter, box=box)` on uint8 [n, 3, H, W] -> uint8 [n, 3, h, w]; each pass
     bit-exact, the pass order as vertical_first says."""
-    n, c, height, width = x.shape
+    height, width = x.shape[-2:]
     out_w, out_h = int(size[0]), int(size[1])
     x0, y0, x1, y1 = box if box is not None else (0.0, 0.0, float(width), float(height))
     need_h = out_w != width or x0 != 0 or x1 != width
@@ -144,12 +139,12 @@ def vertical_first(box_w: float, box_h: float, out_w: int, out_h: int) -> bool:
 
 
 def _horizontal(y: torch.Tensor, first: int, w: np.ndarray) -> torch.Tensor:
-    k = _upload(fixed_point(w), y.device)
+    k = upload(torch.from_numpy(fixed_point(w)), y.device)
     return _clip8(y[..., first:first + w.shape[1]] @ k.T)
 
 
 def _vertical(y: torch.Tensor, first: int, w: np.ndarray) -> torch.Tensor:
-    k = _upload(fixed_point(w), y.device)
+    k = upload(torch.from_numpy(fixed_point(w)), y.device)
     return _clip8(k @ y[..., first:first + w.shape[1], :])
 
 
@@ -216,6 +211,8 @@ def _cnndetection(t: host.CnnDetectionEval) -> DeviceTransform:
 @DEVICE_EVAL_TRANSFORMS.register("autogan")
 def _autogan(t: host.AutoGanEval) -> DeviceTransform:
     load = t.load_size or int(round(t.image_size * 256 / 224))
+    if load < t.image_size:  # the host twin's check
+        raise GenImageError(f"autogan: load_size {load} is smaller than image_size {t.image_size}")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         x = cv2_linear(x, (load, load))
