@@ -202,6 +202,37 @@ def test_loader_centre_crops_to_min_size_first(records):
                 assert diff.mean() <= 0.5 and diff.max() <= 2, (index, diff.mean(), diff.max())
 
 
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_device_eval_path_centre_crops_before_the_degradation(records, monkeypatch, workers):
+    """The CUDA source-space path (loaders/device_eval.py), forced on the CPU with torchvision's CPU
+    decode standing in for nvJPEG: CenterCrop(min_size) first, then Task 2's JPEG on the cropped image
+    (PIL's save), then the detector's transform - for the nvJPEG-routed q96 fakes and reals alike."""
+    from torchvision import transforms
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from genimage_fast.loaders import build_loader, device_eval, gpu_decode
+
+    monkeypatch.setattr(device_eval, "applies", lambda loader: loader.pipeline is not None)
+    monkeypatch.setattr(gpu_decode, "nvjpeg_missing", lambda device="cuda": None)
+    monkeypatch.setattr(gpu_decode, "nvjpeg_decoder",
+                        lambda device: lambda datas: list(decode_jpeg(datas, mode=ImageReadMode.RGB)))
+    root, rs = records
+    sp = rs.split("val")
+    windows = rs.manifest["protocol"]["center_crop"]
+    names = {1: "sdv14", 3: "adm"}
+    loader = build_loader(rs, backend="cpu", train=False, image_size=224, batch_size=3, num_workers=workers,
+                          eval_transform="cnndetection", degrade="jpeg:65")
+    assert loader.pipeline_on == "device"
+    for batch in loader:
+        for row, index in enumerate(batch.indices.tolist()):
+            framed = transforms.CenterCrop(windows[names[int(sp.meta["generator"][index])]])(
+                Image.fromarray(sp.read_image(index)))
+            buf = io.BytesIO()
+            framed.save(buf, format="jpeg", quality=65)
+            expected = np.asarray(transforms.CenterCrop(224)(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+            assert np.array_equal(batch.images[row].permute(1, 2, 0).numpy(), expected), index
+
 def test_unbiased_recipes_are_the_genimage_recipes_with_their_batch(tmp_path):
     """UnbiasedGenImage ResNet50/README.md (-b 128 on distributed_train.sh 2) and Swin-T/README.md
     (--batch-size 128, --nproc_per_node=2): 2 x 128; everything else is GenImage's recipe."""

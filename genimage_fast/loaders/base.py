@@ -63,6 +63,8 @@ class Loader(ABC):
         self.pipeline = pipeline
         self.fast_jpeg = bool(fast_jpeg)
         self.decoder = DCT_SCALED if self.fast_jpeg else FULL  # recorded with runs and results
+        # where the resize / degrade / eval transform ran: "host" (workers) or "device" (results protocol)
+        self.pipeline_on = "host"
         self.epoch = 0
         self.start_batch = 0
         meta = self.split.meta
@@ -274,7 +276,7 @@ def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | No
             raise GenImageError(f"unknown train transform {train_transform!r}"
                                 f"{close_matches(str(train_transform), names)}; choose from: {', '.join(names)}")
         transform = build_transform(TRAIN_TRANSFORMS, train_transform, image_size, options)
-        return "full", SamplePipeline(transform, image_size, None, train=True, seed=seed)
+        return "full", SamplePipeline(transform, image_size, None, train=True, seed=seed, name=train_transform)
     name = eval_transform or "resize_centre"
     EVAL_TRANSFORMS.get(name)  # unknown: one line with close matches
     spec = parse_degrade(degrade)
@@ -282,7 +284,8 @@ def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | No
         if spec is None and not options:
             return "eval", None  # the box path: decode + one resize, same pixels as the transform
         options.setdefault("resize_size", resize_size)
-    return "full", SamplePipeline(build_transform(EVAL_TRANSFORMS, name, image_size, options), image_size, spec)
+    return "full", SamplePipeline(build_transform(EVAL_TRANSFORMS, name, image_size, options), image_size, spec,
+                                  name=name)
 
 
 

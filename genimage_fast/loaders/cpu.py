@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genimage_fast.errors import GenImageError
-from genimage_fast.loaders import gpu_decode
+from genimage_fast.loaders import device_eval, gpu_decode
 from genimage_fast.loaders.base import LOADERS, Loader, locate_file
 from genimage_fast.loaders.decode import decode_sample
 from genimage_fast.loaders.plan import BatchPlan
@@ -80,13 +80,23 @@ class CpuLoader(Loader):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._nvjpeg = gpu_decode.applies(self)  # device="cuda": JPEGs decode on the GPU (issue #17)
+        self._device_eval: device_eval.DeviceEval | None = None
         if self._nvjpeg:
-            self.decoder = gpu_decode.NVJPEG
+            self.decoder, self.pipeline_on = gpu_decode.NVJPEG, device_eval.DEVICE
+        elif device_eval.applies(self):  # device="cuda", eval pipeline: degrade + transform there (issue #12)
+            decode = device_eval.nvjpeg_for(self.device)
+            self._device_eval = device_eval.DeviceEval(self.pipeline, self.device, decode)
+            self.pipeline_on = device_eval.DEVICE
+            if decode is not None:
+                self.decoder = gpu_decode.NVJPEG
 
     def _images(self, plans: list[BatchPlan]) -> Iterator[torch.Tensor]:
         dataset = BatchDecoder(self.records, self.split_name, plans, self.image_size, self.pipeline, self.fast_jpeg)
         if self._nvjpeg:
             yield from gpu_decode.images(self, plans, dataset)
+            return
+        if self._device_eval is not None:
+            yield from device_eval.images(self, plans, dataset, self._device_eval)
             return
         workers = min(self.num_workers, len(plans))
         loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,

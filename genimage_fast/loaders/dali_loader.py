@@ -102,6 +102,8 @@ class DaliLoader(Loader):
         self._gpu_decode = self.device.type == "cuda" and self.pipeline is None
         if self._gpu_decode and not self._raw:
             self.decoder = NVJPEG
+        if self._gpu_decode:
+            self.pipeline_on = "device"  # DALI's GPU resize
 
     def _pipeline(self):
         if self._pipe is None:

@@ -135,6 +135,7 @@ class SamplePipeline:
     train: bool = False
     seed: int = 0
     centre: np.ndarray | None = None  # per split index: centre-crop side first (0: none; loaders/frames.py)
+    name: str = ""  # the transform's registry name (device_eval.py looks up its device twin by it)
 
     def __call__(self, image: np.ndarray, index: int, epoch: int) -> np.ndarray:
         if self.centre is not None and self.centre[index] > 0:
