@@ -501,6 +501,8 @@ def test_supplement_table1_numbers() -> None:
 EXPECTED_DRY_RUN = {  # recipe: (global batch, effective lr, total epochs, cooldown)
     "resnet50": (128, 0.05, 210, 10), "deit_s": (256, 1e-4, 300, 0), "swin_t": (128, 1.25e-4, 300, 0),
     "cnnspot": (64, 5e-4, 30, 0), "spec": (64, 2e-4, 64, 0), "f3net": (12, 2e-4, 5, 0), "gramnet": (14, 1e-5, 5, 0),
+    # NPR README.md:224 (chuangchuangtan/NPR-DeepfakeDetection, GenImage section): --batch_size 32 --lr 0.0002 --niter 1
+    "npr_genimage": (32, 2e-4, 1, 0),
 }
 
 
