@@ -160,9 +160,9 @@ NPR = PaperTable(
               "Generalizable Deepfake Detection\" (NPR): chuangchuangtan/NPR-DeepfakeDetection README, "
               "\"Detection Results / GenImage\" (commit e2dbbe6); the paper itself has no GenImage table",
     caption="NPR trained on SD V1.4 only (their train.py --classes sdv4 --niter 1 --batch_size 32 --lr 0.0002 "
-            "--cropSize 224, seed 70, 'translate and duplicate' (images under 224 px tiled) instead of resize; "
-            "not recipes/npr.yaml's ProGAN-style 50 epochs), tested on the 7 other subsets with no_crop=False: "
-            "accuracy and average precision, Mean over those 7",
+            "--cropSize 224, seed 70, 'translate and duplicate' (images under 224 px tiled) instead of resize: "
+            "recipes/npr_genimage.yaml, not recipes/npr.yaml's ProGAN-style 50 epochs), tested on the 7 other "
+            "subsets with no_crop=False: accuracy and average precision, Mean over those 7",
     row_kind="method",
     columns=NPR_COLUMNS,
     rows=_table({"npr (accuracy)": [91.7, 94.4, 87.8, 93.2, 94.0, 88.7, 80.7, 90.1],
