@@ -266,6 +266,8 @@ def eval_protocol(loaded: LoadedRun, loaders: dict[str, Any], records: Any, degr
     cfg, manifest = loaded.config, records.manifest
     decoders = {spec: loader.decoder for spec, loader in loaders.items()}
     backends = {loader.name for loader in loaders.values()}
+    # where each column's degradation + eval transform ran: "host" (workers) or "device" (device_eval.py)
+    places = {spec: getattr(loader, "pipeline_on", "host") for spec, loader in loaders.items()}
     return {
         "degrade_at": degrade_at,
         "eval_transform": cfg.data.eval_transform or DEFAULT_EVAL_TRANSFORM,
@@ -273,6 +275,7 @@ def eval_protocol(loaded: LoadedRun, loaders: dict[str, Any], records: Any, degr
         "decoder": next(iter(set(decoders.values()))) if len(set(decoders.values())) == 1 else "mixed",
         **({"decoder_by_spec": decoders} if len(set(decoders.values())) > 1 else {}),
         "backend": backends.pop() if len(backends) == 1 else "mixed",
+        "pipeline_on": next(iter(set(places.values()))) if len(set(places.values())) == 1 else "mixed",
         "selection": loaded.selection,
         "checkpoint": loaded.checkpoint.name,
         "store": manifest.get("store", "original"),
@@ -471,7 +474,14 @@ def describe_protocol(protocol: dict[str, Any] | None) -> str:
     selection = protocol.get("selection", "unknown")
     return (f"{where.get(protocol.get('degrade_at', ''), protocol.get('degrade_at'))}; eval transform "
             f"`{protocol.get('eval_transform')}`; decoder `{protocol.get('decoder')}`, backend "
-            f"`{protocol.get('backend')}`; records store `{store}`; model: {SELECTION_TEXT.get(selection, selection)}")
+            f"`{protocol.get('backend')}`{_placed(protocol)}; records store `{store}`; "
+            f"model: {SELECTION_TEXT.get(selection, selection)}")
+
+
+def _placed(protocol: dict[str, Any]) -> str:
+    """Where the degradation + eval transform ran, when it is the device (the host is the default)."""
+    place = protocol.get("pipeline_on")
+    return f" (degradation and eval transform on the {place})" if place and place != "host" else ""
 
 
 def results_markdown(results: dict[str, Any]) -> str:

@@ -31,6 +31,13 @@ ORIGINAL_EVAL_TRANSFORMS: dict[str, str] = {
     "gramnet": "gramnet",
 }
 FULL_DECODE = "full"  # Loader.decoder of a full-size decode (the paper's PIL pipeline)
+DECODER_NOTES = {  # why a cell's pixels are not PIL's full-size decode, by Loader.decoder
+    "dct-scaled": "JPEG reals decoded with the `dct-scaled` decoder (data.fast_jpeg_decode: a reduced DCT "
+                  "scale), not at full size as PIL did",
+    "nvjpeg": "JPEG reals decoded with the `nvjpeg` decoder (on the GPU, at full size): its IDCT rounds "
+              "differently from PIL's libjpeg-turbo (<= 1 level mean)",
+    "mixed": "columns decoded by different decoders (results.json protocol.decoder_by_spec)",
+}
 PIXEL_EXACT_STORES = ("original", "lossless")  # stores that keep the release's decoded pixels
 
 
@@ -53,8 +60,8 @@ def run_notes(method: str, protocol: dict[str, Any] | None) -> list[Note]:
                           degraded_only=True))
     decoder = protocol.get("decoder")
     if decoder and decoder != FULL_DECODE:
-        notes.append(Note(f"decoder:{decoder}", f"JPEG reals decoded with the `{decoder}` decoder "
-                                                f"(data.fast_jpeg_decode), not at full size as PIL did"))
+        notes.append(Note(f"decoder:{decoder}", DECODER_NOTES.get(decoder, f"JPEG reals decoded with the "
+                                                                           f"`{decoder}` decoder")))
     original = ORIGINAL_EVAL_TRANSFORMS.get(method)
     used = protocol.get("eval_transform")
     if original and used and used != original:
