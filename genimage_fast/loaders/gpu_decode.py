@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders.base import locate_file
 from genimage_fast.loaders.decode import decode_crop, sniff
+from genimage_fast.loaders.device_transforms import pil_coefficients
 from genimage_fast.loaders.plan import BatchPlan
 from genimage_fast.loaders.transforms import pixel_box
 
@@ -91,21 +92,10 @@ def route(kind: str, payload: object) -> bool:
 
 
 def box_weights(in_size: int, start: float, end: float, out_size: int) -> tuple[int, np.ndarray]:
-    """PIL's bilinear resampling coefficients (Resample.c precompute_coeffs) for the source span
-    [start, end) of an axis of in_size pixels resized to out_size: (first source pixel, weights
-    float64 [out_size, k]) over the source pixels first .. first + k - 1 that any output uses."""
-    scale = (end - start) / out_size
-    filterscale = max(scale, 1.0)
-    support = filterscale  # bilinear: support 1.0, stretched when shrinking (the antialias)
-    centre = start + (np.arange(out_size) + 0.5) * scale
-    lo = np.maximum((centre - support + 0.5).astype(np.int64), 0)  # C's int(): toward zero, then clamped
-    hi = np.minimum((centre + support + 0.5).astype(np.int64), in_size)
-    first, last = int(lo.min()), int(hi.max())
-    x = np.arange(first, last)
-    w = np.clip(1.0 - np.abs((x[None, :] - centre[:, None] + 0.5) / filterscale), 0.0, None)
-    w[(x[None, :] < lo[:, None]) | (x[None, :] >= hi[:, None])] = 0.0
-    total = w.sum(axis=1, keepdims=True)
-    return first, w / np.where(total == 0, 1.0, total)
+    """PIL's bilinear resampling coefficients (Resample.c precompute_coeffs, with its float32 box
+    arithmetic: device_transforms.pil_coefficients) for the source span [start, end) of an axis of
+    in_size pixels resized to out_size: (first source pixel, weights float64 [out_size, k])."""
+    return pil_coefficients(in_size, start, end, out_size, "bilinear")
 
 
 @dataclass(frozen=True)
