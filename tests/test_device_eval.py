@@ -215,3 +215,17 @@ def test_every_device_twin_through_the_loader(make_records, forced, transform: s
         want, _ = _batches(host_path)
     diff = np.abs(got.astype(int) - want.astype(int))
     assert diff.mean() <= 0.3 and diff.max() <= 3, (transform, diff.mean(), diff.max())
+
+
+def test_pipeline_on_host_keeps_everything_in_the_workers(make_records, forced) -> None:
+    """build_loader(pipeline_on="host"): PIL's exact pixels even where the device path applies."""
+    from genimage_fast.errors import GenImageError
+
+    records = make_records("dali")
+    kwargs = dict(backend="cpu", batch_size=4, train=False, image_size=224, num_workers=0, degrade="jpeg:30",
+                  subset=_subset(records), eval_transform="cnndetection")
+    loader = build_loader(records, pipeline_on="host", **kwargs)
+    assert loader._device_eval is None and loader.pipeline_on == "host" and loader.decoder == "full"
+    assert build_loader(records, **kwargs).pipeline_on == "device"
+    with pytest.raises(GenImageError, match="unknown pipeline_on 'gpu'; choose from: auto, host"):
+        build_loader(records, pipeline_on="gpu", **kwargs)

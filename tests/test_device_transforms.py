@@ -72,3 +72,20 @@ def test_device_eval_transforms_match_the_host_ones(hw: tuple[int, int]) -> None
         assert d.mean() <= 0.3 and d.max() <= 3, (name, hw, d.max(), d.mean())
         if hw[0] == hw[1] or name.startswith("timm") or name == "cnndetection":
             assert d.max() == 0, (name, hw)  # square sources and aspect-preserving resizes: exact
+
+
+@pytest.mark.parametrize("hw", [(100, 150), (223, 1000), (64, 64), (300, 250)])
+def test_npr_genimage_twin_is_the_readme_tiling_then_centre_crop(hw: tuple[int, int]) -> None:
+    """NPR's GenImage eval (README.md:196-216 at chuangchuangtan/NPR-DeepfakeDetection e2dbbe6): the
+    README's translate_duplicate (PIL pastes, copied verbatim in tests/test_npr_transforms.py), then
+    torchvision's CenterCrop(224) - exact on the device."""
+    from PIL import Image
+    from torchvision import transforms
+
+    from genimage_fast.loaders.npr_transforms import NPRGenImageEval
+    from tests.test_npr_transforms import translate_duplicate
+
+    img = photo(*hw, seed=hw[1])
+    ref = np.asarray(transforms.CenterCrop(224)(translate_duplicate(Image.fromarray(img), 224)))
+    got = hwc(DEVICE_EVAL_TRANSFORMS.get("npr_genimage")(NPRGenImageEval(224))(nchw(img)))
+    assert np.array_equal(got, ref), hw

@@ -240,7 +240,7 @@ def check_degrade_at(value: str) -> str:
 
 
 def eval_loader(loaded: LoadedRun | RecipeConfig, records: Any, split: str, batch_size: int, backend: str,
-                device: torch.device, degrade: str | None = None) -> Any:
+                device: torch.device, degrade: str | None = None, pipeline_on: str = "auto") -> Any:
     """The run's eval loader: its eval transform and decode settings, optionally degrading at source.
 
     The run's opt-in reduced-scale JPEG decode (data.fast_jpeg_decode) exists only on the box path
@@ -256,7 +256,7 @@ def eval_loader(loaded: LoadedRun | RecipeConfig, records: Any, split: str, batc
                         train=False, image_size=cfg.data.image_size, device=device.type,
                         num_workers=cfg.data.num_workers, seed=cfg.train.seed, split=split,
                         resize_size=cfg.data.resize_size, drop_last=False,
-                        eval_transform=transform, degrade=degrade, fast_jpeg_decode=fast)
+                        eval_transform=transform, degrade=degrade, fast_jpeg_decode=fast, pipeline_on=pipeline_on)
 
 
 def eval_protocol(loaded: LoadedRun, loaders: dict[str, Any], records: Any, degrade_at: str) -> dict[str, Any]:
@@ -293,7 +293,8 @@ def records_protocol_name(entry: Any) -> str | None:
 
 def score_records(loaded: LoadedRun, records: Any, specs: Sequence[str], split: str = "val",
                   degrade_at: str = "source", batch_size: int = 64, backend: str = "auto",
-                  device: torch.device | None = None) -> tuple[Predictions, dict[str, Any]]:
+                  device: torch.device | None = None,
+                  pipeline_on: str = "auto") -> tuple[Predictions, dict[str, Any]]:
     """Score `loaded` on RECORDS' split under each spec: one pass per spec at source, one pass at crop.
 
     Returns the predictions (rows in split order) and the protocol that produced them.
@@ -304,14 +305,14 @@ def score_records(loaded: LoadedRun, records: Any, specs: Sequence[str], split: 
     channels_last = dev.type == "cuda" and cfg.train.channels_last
     run = dict(image_size=cfg.data.image_size, device=dev, precision=cfg.train.precision, channels_last=channels_last)
     if degrade_at == "crop":
-        loader = eval_loader(loaded, records, split, batch_size, backend, dev)
+        loader = eval_loader(loaded, records, split, batch_size, backend, dev, pipeline_on=pipeline_on)
         predictions = predict(loaded.model, loaded.output_kind, loader, specs, **run)
         loaders = dict.fromkeys(specs, loader)
     else:
         passes, loaders = [], {}
         for spec in specs:
             loaders[spec] = eval_loader(loaded, records, split, batch_size, backend, dev,
-                                        None if spec == "none" else spec)
+                                        None if spec == "none" else spec, pipeline_on=pipeline_on)
             passes.append(predict(loaded.model, loaded.output_kind, loaders[spec], [spec], degrade_crops=False,
                                   **run))
         predictions = merge_passes(passes)

@@ -40,6 +40,7 @@ from genimage_fast.loaders.transforms import TransformSpec
 from genimage_fast.registry import Registry, close_matches
 
 BOX_TRANSFORMS = ("rrc", "resize_crop")  # train transforms the planner reduces to a crop box + flip
+PIPELINE_ON = ("auto", "host")  # build_loader(pipeline_on=...): device where a backend can, or the host
 
 
 class Loader(ABC):
@@ -51,7 +52,8 @@ class Loader(ABC):
     supports_fast_jpeg: ClassVar[bool] = True  # can decode JPEGs at a reduced DCT scale (opt-in)
 
     def __init__(self, records, split: str, planner: EpochPlanner, device: torch.device,
-                 num_workers: int, pipeline: SamplePipeline | None = None, fast_jpeg: bool = False) -> None:
+                 num_workers: int, pipeline: SamplePipeline | None = None, fast_jpeg: bool = False,
+                 host_only: bool = False) -> None:
         self.records = records
         self.split_name = split
         self.split = records.split(split)
@@ -62,6 +64,7 @@ class Loader(ABC):
         # goes through this picklable full-image pipeline (degrade, then the eval / train transform).
         self.pipeline = pipeline
         self.fast_jpeg = bool(fast_jpeg)
+        self.host_only = bool(host_only)  # pipeline_on="host": no GPU decode / device pipeline even on CUDA
         self.decoder = DCT_SCALED if self.fast_jpeg else FULL  # recorded with runs and results
         # where the resize / degrade / eval transform ran: "host" (workers) or "device" (results protocol)
         self.pipeline_on = "host"
@@ -182,7 +185,7 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
                  resize_size: int = 0, drop_last: bool | None = None, hflip: float = 0.5,
                  subset: np.ndarray | None = None, eval_transform: str | None = None,
                  degrade: str | None = None, fast_jpeg_decode: bool = False,
-                 transform_options: dict | None = None, repeated_aug: int = 1) -> Loader:
+                 transform_options: dict | None = None, repeated_aug: int = 1, pipeline_on: str = "auto") -> Loader:
     """A Loader over `records` (a path or RecordSet) yielding Batch objects; see DESIGN §4.4.
 
     train: shuffled per (seed, epoch), drop_last by default; `train_transform` is a box transform
@@ -196,6 +199,9 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
     and PNG at full size ("full").
     subset: split indices to keep (intersected with `generators`), e.g. a selection set carved from train.
     repeated_aug: train only; R > 1 repeats each sample R times per epoch as DeiT's RASampler (loaders/plan.py).
+    pipeline_on: "auto" (on CUDA, decode / degrade / transform on the device where a backend can:
+    loader.pipeline_on says where they ran) or "host" (everything in the workers on the host, PIL's exact
+    pixels, even on CUDA; the batches are then copied to the device).
     """
     if batch_size < 1 or image_size < 1:
         raise GenImageError(f"batch_size and image_size must be >= 1 (got {batch_size}, {image_size})")
@@ -205,6 +211,8 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         raise GenImageError(f"num_workers must be >= 0 (got {num_workers})")
     if not 0.0 <= hflip <= 1.0:
         raise GenImageError(f"hflip is a probability in [0, 1] (got {hflip})")
+    if pipeline_on not in PIPELINE_ON:
+        raise GenImageError(f"unknown pipeline_on {pipeline_on!r}; choose from: {', '.join(PIPELINE_ON)}")
     kind, pipeline = _sample_pipeline(train, train_transform, eval_transform, degrade, transform_options,
                                       image_size, resize_size, seed)
     if fast_jpeg_decode and pipeline is not None:
@@ -251,7 +259,7 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         if dev.index is None:  # "cuda" -> "cuda:N", so device comparisons and DALI's device_id agree
             dev = torch.device("cuda", torch.cuda.current_device())
     return LOADERS.get(name)(rs, split, planner, dev, num_workers, pipeline=pipeline,
-                             fast_jpeg=fast_jpeg_decode)
+                             fast_jpeg=fast_jpeg_decode, host_only=pipeline_on == "host")
 
 
 def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | None, degrade: str | None,

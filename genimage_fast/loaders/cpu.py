@@ -79,11 +79,12 @@ class CpuLoader(Loader):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._nvjpeg = gpu_decode.applies(self)  # device="cuda": JPEGs decode on the GPU (issue #17)
+        # device="cuda": JPEGs decode on the GPU (issue #17), an eval pipeline runs there (issue #12)
+        self._nvjpeg = not self.host_only and gpu_decode.applies(self)
         self._device_eval: device_eval.DeviceEval | None = None
         if self._nvjpeg:
             self.decoder, self.pipeline_on = gpu_decode.NVJPEG, device_eval.DEVICE
-        elif device_eval.applies(self):  # device="cuda", eval pipeline: degrade + transform there (issue #12)
+        elif not self.host_only and device_eval.applies(self):
             decode = device_eval.nvjpeg_for(self.device)
             self._device_eval = device_eval.DeviceEval(self.pipeline, self.device, decode)
             self.pipeline_on = device_eval.DEVICE

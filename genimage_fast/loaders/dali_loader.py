@@ -99,7 +99,7 @@ class DaliLoader(Loader):
         self._pool: ThreadPoolExecutor | None = None  # host threads for the full-image pipeline
         # A full-image pipeline runs on the host, so its images are decoded there too (DALI's CPU decoder:
         # PIL's pixels); only the box path on a GPU uses nvJPEG, and says so.
-        self._gpu_decode = self.device.type == "cuda" and self.pipeline is None
+        self._gpu_decode = self.device.type == "cuda" and self.pipeline is None and not self.host_only
         if self._gpu_decode and not self._raw:
             self.decoder = NVJPEG
         if self._gpu_decode:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from genimage_fast.errors import GenImageError
 from genimage_fast.kernels.runtime import upload
 from genimage_fast.loaders import eval_transforms as host
-from genimage_fast.loaders.npr_transforms import NPREval
+from genimage_fast.loaders.npr_transforms import NPREval, NPRGenImageEval
 from genimage_fast.registry import Registry
 
 DeviceTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -235,3 +235,14 @@ def _gramnet(t: host.GramNetEval) -> DeviceTransform:
 @DEVICE_EVAL_TRANSFORMS.register("npr")
 def _npr(t: NPREval) -> DeviceTransform:
     return lambda x: centre_crop(pil_resize(x, (t.load_size, t.load_size), "bilinear"), t.image_size)
+
+
+@DEVICE_EVAL_TRANSFORMS.register("npr_genimage")
+def _npr_genimage(t: NPRGenImageEval) -> DeviceTransform:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if min(h, w) < t.image_size:  # translate_duplicate: a tiling when the short side is under the crop
+            x = x.repeat(1, 1, math.ceil(t.image_size / h), math.ceil(t.image_size / w))
+        return centre_crop(x, t.image_size)
+
+    return run
