@@ -216,3 +216,17 @@ def test_report_footnotes_cells_the_paper_could_not_have_produced(tmp_path: Path
            "timm_vit;" in table5
     assert "\nProtocol: eval transform not recorded / resize_centre / timm_vit; decoder dct-scaled / full / " \
            "not recorded;" in table3
+
+
+def test_npr_runs_and_gpu_decodes_get_their_own_notes() -> None:
+    """NPR's two recipes are footnoted when scored through another eval transform; nvJPEG-decoded reals
+    are named as such (not as the opt-in reduced-scale decode)."""
+    from genimage_fast.reports.fidelity import run_notes
+
+    base = {"degrade_at": "source", "decoder": "full", "store": "original", "selection": "last"}
+    for recipe in ("npr", "npr_genimage"):
+        assert run_notes(recipe, {**base, "eval_transform": recipe}) == []
+        (note,) = run_notes(recipe, {**base, "eval_transform": "resize_centre"})
+        assert note.text == f"eval transform `resize_centre`, not the original pipeline's `{recipe}`"
+    (gpu,) = run_notes("cnnspot", {**base, "eval_transform": "cnndetection", "decoder": "nvjpeg"})
+    assert "`nvjpeg` decoder" in gpu.text and "fast_jpeg_decode" not in gpu.text

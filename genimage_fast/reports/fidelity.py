@@ -29,6 +29,8 @@ ORIGINAL_EVAL_TRANSFORMS: dict[str, str] = {
     "spec": "autogan",
     "f3net": "f3net",
     "gramnet": "gramnet",
+    "npr": "npr",  # NPR's ProGAN recipe: Resize((256, 256)) + CenterCrop(224) (train.py get_val_opt)
+    "npr_genimage": "npr_genimage",  # NPR README's GenImage recipe: translate_duplicate + CenterCrop(224)
 }
 FULL_DECODE = "full"  # Loader.decoder of a full-size decode (the paper's PIL pipeline)
 DECODER_NOTES = {  # why a cell's pixels are not PIL's full-size decode, by Loader.decoder
