@@ -31,7 +31,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from genimage_fast.loaders import build_loader, device_eval, gpu_decode
 from genimage_fast.loaders.pipelines import SamplePipeline
-from tests.conftest import requires_cuda
+from tests.conftest import requires_backend, requires_cuda
 from tests.test_loaders_eval import TASK2, _pil_decode, _reference_degrade, _subset
 
 SPECS = ["none", *TASK2]
@@ -229,3 +229,22 @@ def test_pipeline_on_host_keeps_everything_in_the_workers(make_records, forced) 
     assert build_loader(records, **kwargs).pipeline_on == "device"
     with pytest.raises(GenImageError, match="unknown pipeline_on 'gpu'; choose from: auto, host"):
         build_loader(records, pipeline_on="gpu", **kwargs)
+
+
+@requires_backend("dali")
+@pytest.mark.parametrize("spec", ["jpeg:30", "blur:3", "lr:64"])
+def test_dali_backend_runs_the_same_device_stage(make_records, demo_tree, forced, spec: str) -> None:
+    """The dali backend on CUDA: DALI's CPU decode (PIL's pixels), then the device stage of the cpu backend."""
+    records = make_records("dali")
+    subset = _subset(records)
+    loader = build_loader(records, backend="dali", batch_size=4, train=False, image_size=224, num_workers=1,
+                          degrade=spec, subset=subset, eval_transform="cnndetection")
+    assert loader.pipeline_on == "device" and loader.decoder == "full"
+    got, indices = _batches(loader)
+    assert indices.tolist() == subset.tolist()
+    for j, index in enumerate(indices):
+        diff = np.abs(got[j].astype(int) - _reference(demo_tree, records, int(index), spec, "cnndetection").astype(int))
+        if spec.startswith("lr"):
+            assert diff.mean() <= 0.5 and diff.max() <= 2, (spec, int(index), diff.mean(), diff.max())
+        else:
+            assert diff.max() == 0, (spec, int(index), diff.mean(), diff.max())

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from genimage_fast.errors import GenImageError
+from genimage_fast.loaders import device_eval
 from genimage_fast.loaders.base import LOADERS, Loader
 from genimage_fast.loaders.decode import decode_full
 from genimage_fast.loaders.gpu_decode import NVJPEG
@@ -104,6 +105,12 @@ class DaliLoader(Loader):
             self.decoder = NVJPEG
         if self._gpu_decode:
             self.pipeline_on = "device"  # DALI's GPU resize
+        # device="cuda" with an eval pipeline: DALI's CPU decode (PIL's pixels), then the degradation and
+        # the eval transform on the device (issue #12), as the cpu backend does
+        self._device_eval: device_eval.DeviceEval | None = None
+        if not self.host_only and device_eval.applies(self):
+            self._device_eval = device_eval.DeviceEval(self.pipeline, self.device, None)
+            self.pipeline_on = device_eval.DEVICE
 
     def _pipeline(self):
         if self._pipe is None:
@@ -146,9 +153,14 @@ class DaliLoader(Loader):
         return _to_torch(out.as_tensor(), self.device)
 
     def _transform_on_host(self, decoded, plan: BatchPlan) -> torch.Tensor:
-        """Full-size DALI decodes -> the SamplePipeline per sample (host threads) -> uint8 [n, 3, S, S]."""
+        """Full-size DALI decodes -> the SamplePipeline per sample (host threads) -> uint8 [n, 3, S, S];
+        on CUDA with a device twin, the degradation + eval transform run there instead (device_eval.py)."""
         if hasattr(decoded, "as_cpu"):  # mixed / GPU decode: the host transform needs host pixels
             decoded = decoded.as_cpu()
+        if self._device_eval is not None:
+            images = [np.array(decoded.at(j)) for j in range(len(plan))]
+            part = device_eval.pack(images, [int(i) for i in plan.indices], self.pipeline.centre)
+            return self._device_eval(part.pin_memory() if self.device.type == "cuda" else part, plan)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max(1, self.num_workers), thread_name_prefix="dali-host")
         size = self.image_size

@@ -14,6 +14,8 @@ With device="cuda" the cpu backend splits the work instead:
   reals vary), and runs the spec and then the eval transform per group on the device:
   `SOURCE_DEGRADATIONS` (the host twin is pipelines.degrade_image) then DEVICE_EVAL_TRANSFORMS.
 
+The dali backend feeds the same device stage from DALI's CPU decode (`pack`); ffcv keeps the host path.
+
 Same pixels as the host path within the kernels' stated bounds: JPEG (Triton, libjpeg-turbo's islow
 DCT) and the uint8-truncating blur are bit-exact vs PIL / scipy; `lr:S` is Pillow's bilinear squash
 rebuilt in fixed point (device_transforms.pil_resize: exact per pass, the pass order as measured);
@@ -97,20 +99,30 @@ class FullBatch:
 def full_batch(samples: Sequence[tuple[str, object]], indices: Sequence[int], centre: np.ndarray | None,
                nvjpeg: bool) -> FullBatch:
     """Decode at full size what nvJPEG does not take (cropped to the protocol side); pass the rest on."""
-    arrays, shapes, host_positions, jpegs, jpeg_positions = [], [], [], [], []
-    for j, ((kind, payload), index) in enumerate(zip(samples, indices, strict=True)):
+    decoded, host_positions, jpegs, jpeg_positions = [], [], [], []
+    for j, (kind, payload) in enumerate(samples):
         if nvjpeg and gpu_decode.route(kind, payload):
             jpeg_positions.append(j)
             jpegs.append(torch.frombuffer(bytearray(bytes(payload)), dtype=torch.uint8))  # type: ignore[arg-type]
-            continue
-        image = decode_full(kind, payload)
+        else:
+            decoded.append(decode_full(kind, payload))
+            host_positions.append(j)
+    part = pack(decoded, [indices[j] for j in host_positions], centre)
+    part.host_positions, part.jpegs, part.jpeg_positions = host_positions, jpegs, jpeg_positions
+    return part
+
+
+def pack(images: Sequence[np.ndarray], indices: Sequence[int], centre: np.ndarray | None) -> FullBatch:
+    """Host-decoded HWC images (of split samples `indices`), each cropped to the records' protocol side,
+    back to back in one buffer: a FullBatch with no JPEGs left for nvJPEG (positions 0..n-1)."""
+    arrays, shapes = [], []
+    for image, index in zip(images, indices, strict=True):
         if centre is not None and centre[index] > 0:
             image = host_centre_crop(image, int(centre[index]))
         arrays.append(np.ascontiguousarray(image).reshape(-1))
         shapes.append((int(image.shape[0]), int(image.shape[1])))
-        host_positions.append(j)
     pixels = torch.from_numpy(np.concatenate(arrays)) if arrays else torch.empty(0, dtype=torch.uint8)
-    return FullBatch(pixels, shapes, host_positions, jpegs, jpeg_positions)
+    return FullBatch(pixels, shapes, list(range(len(arrays))), [], [])
 
 
 class FullDecoder:
