@@ -38,6 +38,38 @@ def test_dry_run_runs_every_stage_and_writes_the_report(dry_report: tuple[dict, 
     assert report["_wall"] < 60  # the issue's bound is < 30 s on an idle 2-core box
 
 
+def test_device_eval_dry_run_forces_the_device_path_then_restores_it(dry_report: tuple[dict, Path]) -> None:
+    """The dry run takes the device path on the CPU (patched in-process), so the stage must put the
+    loaders' own functions back for the stages and tests after it."""
+    from genimage_fast.loaders import device_eval, gpu_decode
+
+    report, _ = dry_report
+    (rec,) = [s for s in report["stages"] if s["name"] == "device_eval"]
+    res = rec["result"]
+    assert res["fidelity_ok"] is True and res["fidelity_failed"] == [], res["fidelity_failed"]
+    fidelity = [r for r in res["rows"] if r["part"] == "fidelity"]
+    assert {r["kind"] for r in fidelity} == {"real", "fake"} and all(r["ok"] for r in fidelity)
+    speed = {(r["path"], r["transform"]): r for r in res["rows"] if r["part"] == "speed"}
+    for transform in ("cnndetection", "resize_centre"):
+        assert speed[("device", transform)]["pipeline_on"] == "device"
+        assert speed[("host", transform)]["pipeline_on"] == "host"
+        assert speed[("device", transform)]["img_per_s"] > 0 and "device_vs_host" in speed[("device", transform)]
+    for fn in (device_eval.applies, gpu_decode.nvjpeg_missing, gpu_decode.nvjpeg_decoder):
+        assert fn.__module__.startswith("genimage_fast.loaders."), fn
+
+
+def test_patched_restores_on_error() -> None:
+    from types import SimpleNamespace
+
+    from genimage_fast.bench.gpucheck.source_eval import _patched
+
+    target = SimpleNamespace(a=1, b=2)
+    with pytest.raises(RuntimeError), _patched([(target, "a", 10), (target, "b", 20)]):
+        assert (target.a, target.b) == (10, 20)
+        raise RuntimeError("stage failed midway")
+    assert (target.a, target.b) == (1, 2)
+
+
 def test_a_stage_that_raises_is_recorded_not_fatal(tmp_path: Path) -> None:
     def boom(ctx: Context) -> dict:
         raise RuntimeError("kernel exploded")

@@ -35,6 +35,7 @@ SCHEMA = "genimage-fast/gpu-check/1"
 STAGE_MODULES = (
     "genimage_fast.bench.gpucheck.core",  # GPU-KERNELS: environment, CUDA tests
     "genimage_fast.bench.gpucheck.kernels",  # GPU-KERNELS: kernels vs reference, sweeps, API, syncs
+    "genimage_fast.bench.gpucheck.source_eval",  # GPU-KERNELS: source-space eval on the device vs PIL, img/s
     "genimage_fast.bench.gpucheck.train",  # GPU-TRAIN: step syncs, prefetch, engine img/s, nvJPEG, compile
 )
 DEFAULT_BUDGET_S = 450.0  # 7.5 min: `make gpu-check` must finish in 8 including the install
