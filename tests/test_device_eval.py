@@ -248,3 +248,19 @@ def test_dali_backend_runs_the_same_device_stage(make_records, demo_tree, forced
             assert diff.mean() <= 0.5 and diff.max() <= 2, (spec, int(index), diff.mean(), diff.max())
         else:
             assert diff.max() == 0, (spec, int(index), diff.mean(), diff.max())
+
+
+def test_a_sample_that_cannot_be_decoded_names_its_record_file(make_records, forced, monkeypatch) -> None:
+    """Bad input on the device path is one GenImageError naming the shard, not a worker traceback (batch 0
+    holds only JPEG reals, which go to the decoder stand-in: the first host decode is in batch 1)."""
+    from genimage_fast.errors import GenImageError
+
+    def broken(kind, payload):  # noqa: ANN001, ANN202 - stands in for a damaged PNG
+        raise ValueError("broken PNG data")
+
+    monkeypatch.setattr(device_eval, "decode_full", broken)
+    records = make_records("dali")
+    loader = build_loader(records, backend="cpu", batch_size=4, train=False, image_size=224, num_workers=0,
+                          degrade="blur:3", subset=_subset(records), eval_transform="cnndetection")
+    with pytest.raises(GenImageError, match=r"val-\d+\.tar: cannot read batch 1: ValueError: broken PNG data"):
+        list(loader)

@@ -36,7 +36,6 @@ from torch.utils.data import DataLoader
 from genimage_fast.errors import GenImageError
 from genimage_fast.kernels.runtime import upload
 from genimage_fast.loaders import gpu_decode
-from genimage_fast.loaders.base import locate_file
 from genimage_fast.loaders.decode import decode_full
 from genimage_fast.loaders.device_transforms import DEVICE_EVAL_TRANSFORMS, centre_crop, pil_resize
 from genimage_fast.loaders.eval_transforms import centre_crop as host_centre_crop
@@ -125,28 +124,15 @@ def pack(images: Sequence[np.ndarray], indices: Sequence[int], centre: np.ndarra
     return FullBatch(pixels, shapes, list(range(len(arrays))), [], [])
 
 
-class FullDecoder:
-    """Dataset of FullBatch per plan (the worker side), built on the cpu backend's BatchDecoder."""
+class FullDecoder(gpu_decode.PlanDataset):
+    """FullBatch per plan: full-size host decodes (cropped to the protocol side) and nvJPEG's bytes."""
 
     def __init__(self, batch_decoder, nvjpeg: bool) -> None:  # noqa: ANN001 - a loaders.cpu.BatchDecoder
-        self.inner = batch_decoder
+        super().__init__(batch_decoder)
         self.nvjpeg = nvjpeg
 
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __getitem__(self, b: int) -> FullBatch:
-        plan = self.inner.plans[b]
-        split = self.inner._split()
-        indices = [int(i) for i in plan.indices]
-        try:
-            samples = [split.read_encoded(i) for i in indices]
-            return full_batch(samples, indices, self.inner.pipeline.centre, self.nvjpeg)
-        except GenImageError:
-            raise
-        except Exception as err:  # a damaged record: name the file(s) the batch reads
-            where = sorted({locate_file(self.inner.records, self.inner.split_name, i) for i in indices})
-            raise GenImageError(f"{', '.join(where)}: cannot read batch {b}: {type(err).__name__}: {err}") from err
+    def build(self, plan: BatchPlan, samples: list[tuple[str, object]]) -> FullBatch:
+        return full_batch(samples, [int(i) for i in plan.indices], self.inner.pipeline.centre, self.nvjpeg)
 
 
 # ---------------------------------------------------------------------------------------------- device

@@ -204,8 +204,9 @@ def assemble(part: SplitBatch, plan: BatchPlan, size: int, device: torch.device,
     return out.permute(0, 3, 1, 2)
 
 
-class SplitDecoder:
-    """Dataset of SplitBatch per plan (the worker side), built on the cpu backend's BatchDecoder."""
+class PlanDataset:
+    """Dataset of one item per plan (the worker side), built on the cpu backend's BatchDecoder: reads the
+    plan's stored samples and hands them to `build`; a damaged record names the file(s) the batch reads."""
 
     def __init__(self, batch_decoder) -> None:  # noqa: ANN001 - a loaders.cpu.BatchDecoder
         self.inner = batch_decoder
@@ -213,17 +214,26 @@ class SplitDecoder:
     def __len__(self) -> int:
         return len(self.inner)
 
-    def __getitem__(self, b: int) -> SplitBatch:
+    def build(self, plan: BatchPlan, samples: list[tuple[str, object]]) -> object:
+        raise NotImplementedError
+
+    def __getitem__(self, b: int) -> object:
         plan = self.inner.plans[b]
         split = self.inner._split()
         try:
-            samples = [split.read_encoded(int(i)) for i in plan.indices]
-            return split_batch(samples, plan, self.inner.image_size)
+            return self.build(plan, [split.read_encoded(int(i)) for i in plan.indices])
         except GenImageError:
             raise
         except Exception as err:  # a damaged record: name the file(s) the batch reads
             where = sorted({locate_file(self.inner.records, self.inner.split_name, int(i)) for i in plan.indices})
             raise GenImageError(f"{', '.join(where)}: cannot read batch {b}: {type(err).__name__}: {err}") from err
+
+
+class SplitDecoder(PlanDataset):
+    """SplitBatch per plan: the workers decode what nvJPEG will not take (`split_batch`)."""
+
+    def build(self, plan: BatchPlan, samples: list[tuple[str, object]]) -> SplitBatch:
+        return split_batch(samples, plan, self.inner.image_size)
 
 
 def images(loader, plans: list[BatchPlan], batch_decoder) -> Iterator[torch.Tensor]:  # noqa: ANN001
