@@ -40,7 +40,9 @@ from genimage_fast.loaders.transforms import TransformSpec
 from genimage_fast.registry import Registry, close_matches
 
 BOX_TRANSFORMS = ("rrc", "resize_crop")  # train transforms the planner reduces to a crop box + flip
-PIPELINE_ON = ("auto", "host")  # build_loader(pipeline_on=...): device where a backend can, or the host
+# Loader.pipeline_on (results protocol): where the resize / degradation / eval transform ran
+HOST, DEVICE = "host", "device"
+PIPELINE_ON = ("auto", HOST)  # build_loader(pipeline_on=...): the device where a backend can, or the host
 
 
 class Loader(ABC):
@@ -66,8 +68,7 @@ class Loader(ABC):
         self.fast_jpeg = bool(fast_jpeg)
         self.host_only = bool(host_only)  # pipeline_on="host": no GPU decode / device pipeline even on CUDA
         self.decoder = DCT_SCALED if self.fast_jpeg else FULL  # recorded with runs and results
-        # where the resize / degrade / eval transform ran: "host" (workers) or "device" (results protocol)
-        self.pipeline_on = "host"
+        self.pipeline_on = HOST  # a backend that resizes / degrades on the device says DEVICE
         self.epoch = 0
         self.start_batch = 0
         meta = self.split.meta
@@ -259,7 +260,7 @@ def build_loader(records, backend: str = "auto", batch_size: int = 64, train: bo
         if dev.index is None:  # "cuda" -> "cuda:N", so device comparisons and DALI's device_id agree
             dev = torch.device("cuda", torch.cuda.current_device())
     return LOADERS.get(name)(rs, split, planner, dev, num_workers, pipeline=pipeline,
-                             fast_jpeg=fast_jpeg_decode, host_only=pipeline_on == "host")
+                             fast_jpeg=fast_jpeg_decode, host_only=pipeline_on == HOST)
 
 
 def _sample_pipeline(train: bool, train_transform: str, eval_transform: str | None, degrade: str | None,

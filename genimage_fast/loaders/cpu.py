@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders import device_eval, gpu_decode
-from genimage_fast.loaders.base import LOADERS, Loader, locate_file
+from genimage_fast.loaders.base import DEVICE, LOADERS, Loader, locate_file
 from genimage_fast.loaders.decode import decode_sample
 from genimage_fast.loaders.plan import BatchPlan
 
@@ -83,11 +83,11 @@ class CpuLoader(Loader):
         self._nvjpeg = not self.host_only and gpu_decode.applies(self)
         self._device_eval: device_eval.DeviceEval | None = None
         if self._nvjpeg:
-            self.decoder, self.pipeline_on = gpu_decode.NVJPEG, device_eval.DEVICE
+            self.decoder, self.pipeline_on = gpu_decode.NVJPEG, DEVICE
         elif not self.host_only and device_eval.applies(self):
             decode = device_eval.nvjpeg_for(self.device)
             self._device_eval = device_eval.DeviceEval(self.pipeline, self.device, decode)
-            self.pipeline_on = device_eval.DEVICE
+            self.pipeline_on = DEVICE
             if decode is not None:
                 self.decoder = gpu_decode.NVJPEG
 

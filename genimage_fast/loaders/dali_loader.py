@@ -28,7 +28,7 @@ import torch
 
 from genimage_fast.errors import GenImageError
 from genimage_fast.loaders import device_eval
-from genimage_fast.loaders.base import LOADERS, Loader
+from genimage_fast.loaders.base import DEVICE, LOADERS, Loader
 from genimage_fast.loaders.decode import decode_full
 from genimage_fast.loaders.gpu_decode import NVJPEG
 from genimage_fast.loaders.plan import BatchPlan
@@ -104,13 +104,13 @@ class DaliLoader(Loader):
         if self._gpu_decode and not self._raw:
             self.decoder = NVJPEG
         if self._gpu_decode:
-            self.pipeline_on = "device"  # DALI's GPU resize
+            self.pipeline_on = DEVICE  # DALI's GPU resize
         # device="cuda" with an eval pipeline: DALI's CPU decode (PIL's pixels), then the degradation and
         # the eval transform on the device (issue #12), as the cpu backend does
         self._device_eval: device_eval.DeviceEval | None = None
         if not self.host_only and device_eval.applies(self):
             self._device_eval = device_eval.DeviceEval(self.pipeline, self.device, None)
-            self.pipeline_on = device_eval.DEVICE
+            self.pipeline_on = DEVICE
 
     def _pipeline(self):
         if self._pipe is None:

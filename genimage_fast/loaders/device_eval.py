@@ -1,8 +1,9 @@
-"""Source-space evaluation on CUDA for the cpu backend (issue #12): degrade and transform on the device.
+"""Source-space evaluation on CUDA (issue #12): degrade and apply the eval transform on the device.
 
 `eval --degrade-at source` (and `build_loader(train=False, degrade=SPEC, eval_transform=NAME)`) must
 degrade the full decoded test image, then apply the detector's eval transform. On the host that is
-PIL / scipy per image in the workers (pipelines.SamplePipeline), which costs ~3x a crop-space pass.
+PIL / scipy per image in the workers (pipelines.SamplePipeline): several times a crop-space pass
+(benchmarks/RESULTS.md).
 With device="cuda" the cpu backend splits the work instead:
 
 - workers read each batch's samples; 8-bit colour JPEGs (GenImage's reals) go on as undecoded bytes
@@ -41,8 +42,6 @@ from genimage_fast.loaders.device_transforms import DEVICE_EVAL_TRANSFORMS, cent
 from genimage_fast.loaders.eval_transforms import centre_crop as host_centre_crop
 from genimage_fast.loaders.plan import BatchPlan
 from genimage_fast.registry import Registry
-
-DEVICE, HOST = "device", "host"  # Loader.pipeline_on: where degrade + eval transform ran (results protocol)
 
 SourceDegradation = Callable[[torch.Tensor, Any, str], torch.Tensor]  # (x [n,3,H,W] uint8, value, backend)
 SOURCE_DEGRADATIONS: Registry[SourceDegradation] = Registry("source degradation")

@@ -17,6 +17,7 @@ tests/test_gpu_decode.py), so the loader's `decoder` is recorded as "nvjpeg".
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -204,7 +205,7 @@ def assemble(part: SplitBatch, plan: BatchPlan, size: int, device: torch.device,
     return out.permute(0, 3, 1, 2)
 
 
-class PlanDataset:
+class PlanDataset(ABC):
     """Dataset of one item per plan (the worker side), built on the cpu backend's BatchDecoder: reads the
     plan's stored samples and hands them to `build`; a damaged record names the file(s) the batch reads."""
 
@@ -214,8 +215,9 @@ class PlanDataset:
     def __len__(self) -> int:
         return len(self.inner)
 
+    @abstractmethod
     def build(self, plan: BatchPlan, samples: list[tuple[str, object]]) -> object:
-        raise NotImplementedError
+        """What the main process receives for this plan, from its stored (kind, payload) samples."""
 
     def __getitem__(self, b: int) -> object:
         plan = self.inner.plans[b]
