@@ -98,3 +98,26 @@ def test_decode_image_matches_pil():
     assert decode_image("raw", raw) is not None and decode_image("raw", raw).shape == (4, 5, 3)
     with pytest.raises(ValueError):
         decode_image("raw", np.zeros((4, 5), np.uint8))
+
+
+def test_convert_without_pyturbojpeg_says_so_once_and_keeps_pils_pixels(monkeypatch, caplog):
+    """No silent fallback: without PyTurboJPEG, convert's JPEG decode is PIL's (libjpeg-turbo too, the
+    same pixels), and the process says once why the fast decode is off."""
+    import logging
+
+    from genimage_fast.records import imageio
+    from tests.conftest import hide_modules
+
+    hide_modules(monkeypatch, "turbojpeg")
+    imageio._turbojpeg.cache_clear()
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3)).save(buf, format="JPEG")
+    try:
+        with caplog.at_level(logging.WARNING, logger="genimage_fast.records.imageio"):
+            first = imageio.load_source(buf.getvalue())
+            imageio.load_source(buf.getvalue())
+        warned = [r for r in caplog.records if "PyTurboJPEG does not load" in r.getMessage()]
+        assert len(warned) == 1 and "PIL (same pixels, slower)" in warned[0].getMessage()
+        assert np.array_equal(np.asarray(first.image), np.asarray(Image.open(buf).convert("RGB")))
+    finally:
+        imageio._turbojpeg.cache_clear()  # the next caller re-probes with PyTurboJPEG back

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -73,7 +74,10 @@ def _turbojpeg() -> Any:
         from turbojpeg import TurboJPEG
 
         return TurboJPEG()
-    except (ImportError, OSError, RuntimeError):
+    except (ImportError, OSError, RuntimeError) as err:
+        # PIL decodes with libjpeg-turbo too (same pixels), ~1.7x slower: say so once per process
+        logging.getLogger(__name__).warning("PyTurboJPEG does not load (%s: %s); convert decodes JPEGs with "
+                                            "PIL (same pixels, slower)", type(err).__name__, err)
         return None
 
 
