@@ -65,12 +65,10 @@ def _patched(changes: Sequence[tuple[object, str, object]]) -> Iterator[None]:
 
 def _path(ctx: Context, path: str) -> contextlib.AbstractContextManager[None]:
     """Where the loaders built in the block run the degrade + eval transform. host: the workers
-    (device_eval.applies refused); device / crop on the CPU: the device path forced, nvJPEG stood in."""
+    (_loader asks for pipeline_on="host"); device / crop on the CPU: the device path forced, nvJPEG stood in."""
     from genimage_fast.loaders import device_eval, gpu_decode
 
-    if path == "host":
-        return _patched([(device_eval, "applies", lambda loader: False)])
-    if ctx.device.type == "cuda":
+    if path == "host" or ctx.device.type == "cuda":
         return contextlib.nullcontext()
     return _patched([(device_eval, "applies", lambda loader: loader.pipeline is not None),
                      (gpu_decode, "nvjpeg_missing", lambda device="cuda": None),
@@ -84,7 +82,8 @@ def _loader(ctx: Context, records: Any, path: str, spec: str, transform: str, ba
 
     loader = build_loader(records, backend="cpu", batch_size=batch, train=False, image_size=SIZE,
                           num_workers=workers, degrade=None if path == "crop" else spec, subset=subset,
-                          eval_transform=transform, device=str(ctx.device), drop_last=False)
+                          eval_transform=transform, device=str(ctx.device), drop_last=False,
+                          pipeline_on="host" if path == "host" else "auto")
     want = {"device": "device", "host": "host"}.get(path)
     if want is not None and loader.pipeline_on != want:  # measuring the wrong path is worse than failing
         raise RuntimeError(f"{path} path, {spec} / {transform}: the loader runs its pipeline on "
