@@ -265,23 +265,28 @@ def eval_protocol(loaded: LoadedRun, loaders: dict[str, Any], records: Any, degr
     loaders: spec -> the loader that produced its scores (one shared loader at crop)."""
     cfg, manifest = loaded.config, records.manifest
     decoders = {spec: loader.decoder for spec, loader in loaders.items()}
-    backends = {loader.name for loader in loaders.values()}
     # where each column's degradation + eval transform ran: "host" (workers) or "device" (device_eval.py)
-    places = {spec: getattr(loader, "pipeline_on", "host") for spec, loader in loaders.items()}
+    places = [getattr(loader, "pipeline_on", "host") for loader in loaders.values()]
     return {
         "degrade_at": degrade_at,
         "eval_transform": cfg.data.eval_transform or DEFAULT_EVAL_TRANSFORM,
         # one decoder for every spec, else "mixed" with the per-spec names beside it
-        "decoder": next(iter(set(decoders.values()))) if len(set(decoders.values())) == 1 else "mixed",
+        "decoder": one_or_mixed(decoders.values()),
         **({"decoder_by_spec": decoders} if len(set(decoders.values())) > 1 else {}),
-        "backend": backends.pop() if len(backends) == 1 else "mixed",
-        "pipeline_on": next(iter(set(places.values()))) if len(set(places.values())) == 1 else "mixed",
+        "backend": one_or_mixed(loader.name for loader in loaders.values()),
+        "pipeline_on": one_or_mixed(places),
         "selection": loaded.selection,
         "checkpoint": loaded.checkpoint.name,
         "store": manifest.get("store", "original"),
         "max_side": manifest.get("max_side"),
         "records_protocol": records_protocol_name(manifest.get("protocol")),
     }
+
+
+def one_or_mixed(values: Iterable[str]) -> str:
+    """The one value every spec's loader shares (one decoder, backend, place), else "mixed"."""
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else "mixed"
 
 
 def records_protocol_name(entry: Any) -> str | None:
@@ -482,6 +487,8 @@ def describe_protocol(protocol: dict[str, Any] | None) -> str:
 def _placed(protocol: dict[str, Any]) -> str:
     """Where the degradation + eval transform ran, when it is the device (the host is the default)."""
     place = protocol.get("pipeline_on")
+    if place == "mixed":
+        return " (degradation and eval transform on the host for some columns, the device for others)"
     return f" (degradation and eval transform on the {place})" if place and place != "host" else ""
 
 
